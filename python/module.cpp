@@ -1,0 +1,25 @@
+// tritondiv._core: the pybind11 binding layer. Each area registers its functions from its
+// own bind_*.cpp file; this file holds the module and the threading switches.
+#include <pybind11/pybind11.h>
+
+#include "common.hpp"
+
+namespace py = pybind11;
+
+namespace tritondiv::bind {
+void bind_token_stats(py::module_& m);
+void bind_select(py::module_& m);
+void bind_kernels(py::module_& m);
+}  // namespace tritondiv::bind
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "tritondiv C++ core (internal; use the tritondiv package API)";
+    m.attr("openmp") = py::bool_(tritondiv::have_openmp());
+    m.def("num_threads", &tritondiv::num_threads,
+          "Threads the C++ kernels use (1 when built without OpenMP).");
+    m.def("set_num_threads", &tritondiv::set_num_threads, py::arg("n"),
+          "Set the threads of the C++ kernels; n <= 0 restores the default (all cores).");
+    tritondiv::bind::bind_token_stats(m);
+    tritondiv::bind::bind_select(m);
+    tritondiv::bind::bind_kernels(m);
+}

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import pytest
+
+import tritondiv
+from tritondiv import _core
+
+
+def test_openmp_flag_and_threads_are_reported() -> None:
+    assert isinstance(tritondiv.openmp_enabled(), bool)
+    n0 = tritondiv.num_threads()
+    assert n0 >= 1
+    tritondiv.set_num_threads(1)
+    try:
+        assert tritondiv.num_threads() == 1
+    finally:
+        tritondiv.set_num_threads(0)
+    if tritondiv.openmp_enabled():
+        assert tritondiv.num_threads() == n0
+    else:
+        assert n0 == 1
+
+
+def test_set_num_threads_rejects_non_int() -> None:
+    with pytest.raises(TypeError, match="int"):
+        tritondiv.set_num_threads(1.5)  # type: ignore[arg-type]
+
+
+def test_env_info_keys() -> None:
+    info = tritondiv.env_info()
+    for key in ("tritondiv", "python", "openmp", "threads", "numpy", "cuda", "triton_usable"):
+        assert key in info
+    assert info["openmp"] == bool(_core.openmp)
+
+
+def test_public_api_resolves() -> None:
+    missing = []
+    for name in tritondiv.__all__:
+        try:
+            getattr(tritondiv, name)
+        except (AttributeError, ImportError) as exc:
+            missing.append(f"{name}: {exc}")
+    assert not missing, missing

@@ -1,0 +1,74 @@
+"""tritondiv: SFT datasets with a controlled amount of diversity, fast.
+
+Data flows one way: pool -> features -> types (a sample->type incidence) -> C++ selection
+-> datasets + manifest -> metrics/report -> SFT. The public API is listed in ``__all__``;
+names are imported lazily so ``import tritondiv`` stays cheap (no torch import).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> submodule that defines it
+_EXPORTS: dict[str, str] = {
+    # runtime
+    "openmp_enabled": "tritondiv._runtime",
+    "num_threads": "tritondiv._runtime",
+    "set_num_threads": "tritondiv._runtime",
+    "env_info": "tritondiv._runtime",
+    # pools
+    "Pool": "tritondiv.pool",
+    "PoolError": "tritondiv.pool",
+    "load_pool": "tritondiv.pool",
+    "default_pool": "tritondiv.default_pool",
+    # tokens and token statistics
+    "TokenCSR": "tritondiv.tokens",
+    "load_tokenizer": "tritondiv.tokens",
+    "tokenize": "tritondiv.tokens",
+    "TokenStats": "tritondiv.stats",
+    "token_counts": "tritondiv.stats",
+    "band_incidence": "tritondiv.stats",
+    "distinct_n": "tritondiv.stats",
+    "token_entropy": "tritondiv.stats",
+    "token_stats": "tritondiv.stats",
+    # selection engine
+    "Incidence": "tritondiv.select",
+    "PruneResult": "tritondiv.select",
+    "SelectionResult": "tritondiv.select",
+    "prune_types": "tritondiv.select",
+    "balanced_greedy": "tritondiv.select",
+    "select_types": "tritondiv.select",
+    "select_types_ladder": "tritondiv.select",
+    "kcenter_greedy": "tritondiv.select",
+    "facility_location": "tritondiv.select",
+    "threshold_filter": "tritondiv.select",
+    "random_select": "tritondiv.select",
+    # dissimilarity kernels
+    "nearest": "tritondiv.kernels",
+    "topk": "tritondiv.kernels",
+    "mean_dissimilarity": "tritondiv.kernels",
+    "knn_graph": "tritondiv.kernels",
+    "kmeans": "tritondiv.kernels",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tritondiv' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from tritondiv._runtime import env_info, num_threads, openmp_enabled, set_num_threads

@@ -1,0 +1,45 @@
+"""The ``tritondiv`` command line. Each subcommand lives in ``tritondiv/commands/<name>.py``
+and exposes ``register(subparsers)``; this module only assembles them."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Subcommand modules, in the order `tritondiv --help` lists them.
+COMMANDS: tuple[str, ...] = ("env", "stats")
+
+
+class CliError(Exception):
+    """An error the CLI reports as one line on stderr with exit code 2 (no traceback)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tritondiv",
+        description="Build SFT datasets with controlled macro/meso/micro diversity, fast.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"tritondiv.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (CliError, ValueError, FileNotFoundError, TypeError) as exc:
+        # Library errors carry a precise message (file, line, field, what to do).
+        print(f"tritondiv {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"tritondiv {args.command}: interrupted; finished outputs are intact", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
