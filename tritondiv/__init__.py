@@ -35,7 +35,7 @@ _EXPORTS: dict[str, str] = {
     "token_entropy": "tritondiv.stats",
     "token_stats": "tritondiv.stats",
     # selection engine
-    "Incidence": "tritondiv.select",
+    "Incidence": "tritondiv.incidence",
     "PruneResult": "tritondiv.select",
     "SelectionResult": "tritondiv.select",
     "prune_types": "tritondiv.select",
