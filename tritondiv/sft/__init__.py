@@ -1,0 +1,19 @@
+"""Supervised fine-tuning on tritondiv datasets.
+
+This sub-package is the only place in tritondiv that imports torch, transformers and
+triton; ``import tritondiv`` never pulls it in. Modules:
+
+- :mod:`tritondiv.sft.loss` -- the chunked, response-only causal-LM cross-entropy
+  (plain torch; the full ``tokens x vocab`` logits never exist).
+- :mod:`tritondiv.sft.triton_ops` -- Triton kernels (cross-entropy step of the fused
+  linear cross-entropy, RMSNorm, SwiGLU) with their autograd Functions.
+- :mod:`tritondiv.sft.patch` -- swaps those kernels into transformers Llama-family models
+  behind one switch.
+- :mod:`tritondiv.sft.data` -- prompt formatting, response-only labels, batching.
+- :mod:`tritondiv.sft.train` -- the seeded, resumable training loop.
+- :mod:`tritondiv.sft.experiment` -- fine-tune on a whole ladder and analyse the scores.
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []
