@@ -1,0 +1,121 @@
+"""Input checks, metric names and device resolution shared by the CPU and Triton paths.
+
+Nothing here imports torch or triton at module import: torch is only touched when the
+caller passes a torch tensor or asks for the Triton path.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import os
+import sys
+from typing import Any, Literal
+
+import numpy as np
+
+__all__ = [
+    "DEFAULT_BLOCK",
+    "METRICS",
+    "check_metric",
+    "is_torch_tensor",
+    "resolve_device",
+    "to_float32",
+]
+
+Metric = Literal["cosine", "sqeuclidean"]
+METRICS: tuple[str, ...] = ("cosine", "sqeuclidean")
+# Rows (and columns) of one BLAS block: a 2048 x 2048 float32 block is 16 MiB.
+DEFAULT_BLOCK = 2048
+
+
+def check_metric(metric: str) -> str:
+    """Return ``metric`` if it is supported, else raise ValueError naming the choices."""
+    if metric not in METRICS:
+        raise ValueError(f"metric={metric!r} is not supported; use one of {list(METRICS)}")
+    return metric
+
+
+def is_torch_tensor(x: Any) -> bool:
+    """True for a torch.Tensor, without importing torch."""
+    return type(x).__module__.startswith("torch") and hasattr(x, "detach")
+
+
+def _dtype_name(x: Any) -> str:
+    return str(x.dtype).replace("torch.", "")
+
+
+def to_float32(x: Any, name: str, *, allow_empty: bool = True) -> np.ndarray:
+    """Return ``x`` as a C-contiguous float32 numpy array of shape (n, d).
+
+    Accepts numpy arrays (float32, float16, float64, bfloat16 from ``ml_dtypes``) and torch
+    tensors (float32, float16, bfloat16, float64; any device; copied to host). Raises
+    TypeError for other dtypes and ValueError for a wrong ndim, d = 0 or non-finite values.
+    """
+    if is_torch_tensor(x):
+        if _dtype_name(x) not in ("float32", "float16", "bfloat16", "float64"):
+            raise TypeError(
+                f"{name}: expected a float32/float16/bfloat16 tensor, got dtype {x.dtype}"
+            )
+        arr = x.detach().to("cpu").float().numpy()
+    elif isinstance(x, np.ndarray):
+        dt = _dtype_name(x)
+        if dt not in ("float32", "float16", "bfloat16", "float64"):
+            raise TypeError(
+                f"{name}: expected a float32/float16/bfloat16 array, got dtype {x.dtype} "
+                f"(convert with .astype(np.float32))"
+            )
+        arr = x.astype(np.float32, copy=False)
+    else:
+        raise TypeError(
+            f"{name}: expected a 2-D numpy array or torch tensor, got {type(x).__name__}"
+        )
+    if arr.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D array (n, d), got shape {tuple(arr.shape)}")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name}: dimension d must be >= 1, got shape {tuple(arr.shape)}")
+    if not allow_empty and arr.shape[0] == 0:
+        raise ValueError(f"{name}: needs at least one row, got shape {tuple(arr.shape)}")
+    arr = np.ascontiguousarray(arr)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name}: contains NaN or infinite values")
+    return arr
+
+
+@functools.lru_cache(maxsize=1)
+def _cuda_available() -> bool:
+    # Cheap negative answers first, so `device="auto"` never imports torch on a machine
+    # without an NVIDIA driver.
+    if os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1"):
+        return False
+    if "torch" not in sys.modules and sys.platform.startswith("linux"):
+        if not glob.glob("/dev/nvidia[0-9]*"):
+            return False
+    try:
+        import torch
+    except ImportError:
+        return False
+    if not torch.cuda.is_available():
+        return False
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def resolve_device(device: str, *inputs: Any) -> Literal["cpu", "triton"]:
+    """Map ``device`` ("auto", "cpu", "triton") to the path that runs.
+
+    ``auto``: Triton when a CUDA GPU (and triton) is available, else the CPU path.
+    ``triton`` forces the Triton kernels (on CPU tensors it needs ``TRITON_INTERPRET=1``).
+    """
+    if device == "cpu":
+        return "cpu"
+    if device == "triton":
+        return "triton"
+    if device == "auto":
+        if any(is_torch_tensor(x) and x.device.type == "cuda" for x in inputs if x is not None):
+            return "triton"
+        return "triton" if _cuda_available() else "cpu"
+    raise ValueError(f"device={device!r} is not supported; use 'auto', 'cpu' or 'triton'")
