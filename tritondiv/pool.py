@@ -936,33 +936,31 @@ def _build_pool(
     offset = 0
     for block, texts in blocks:
         n = len(block)
-        if texts.problems:
-            first = min(texts.problems)
-            if not skip_bad:
-                field, reason = texts.problems[first]
-                raise PoolError(
-                    reason,
-                    path=block.path,
-                    field=field,
-                    hint=_BAD_RECORD_HINT,
-                    **block.where(first),
-                )
-            for i in sorted(texts.problems):
-                field, reason = texts.problems[i]
-                skipped.append(
-                    SkippedRecord(
-                        block.path,
-                        block.position(i),
-                        f"field {field!r} {reason}" if field else reason,
-                    )
-                )
-            keep = np.setdiff1d(
-                np.arange(n), np.fromiter(texts.problems, dtype=np.int64, count=len(texts.problems))
+        bad = np.array(sorted(texts.problems), dtype=np.int64)
+        keep = (
+            np.setdiff1d(np.arange(n, dtype=np.int64), bad)
+            if bad.size
+            else np.arange(n, dtype=np.int64)
+        )
+        if limit is not None and limit - len(ids) < keep.size:
+            # Only records before the limit is reached count (bad ones included).
+            remaining = max(limit - len(ids), 0)
+            cutoff = int(keep[remaining - 1]) + 1 if remaining else 0
+            keep = keep[:remaining]
+            bad = bad[bad < cutoff]
+        if bad.size and not skip_bad:
+            first = int(bad[0])
+            field, reason = texts.problems[first]
+            raise PoolError(
+                reason, path=block.path, field=field, hint=_BAD_RECORD_HINT, **block.where(first)
             )
-        else:
-            keep = np.arange(n)
-        if limit is not None:
-            keep = keep[: max(limit - len(ids), 0)]
+        for i in bad.tolist():
+            field, reason = texts.problems[i]
+            skipped.append(
+                SkippedRecord(
+                    block.path, block.position(i), f"field {field!r} {reason}" if field else reason
+                )
+            )
         kl = keep.tolist()
         raw_ids = block.column("id")
         prefix = block.rel
