@@ -1,0 +1,160 @@
+"""``tritondiv stats``: token statistics of a pool's components.
+
+Tokenizes the instruction and/or response texts (cached), then prints one table with a
+column per component: samples, tokens, vocabulary used, frequency bands, mean mid-band
+types per sample, distinct-1/2, entropy and lengths. ``--json OUT`` writes the same
+figures (plus the pool fingerprint and tokenizer hash) atomically.
+
+Band thresholds: ``--lo``/``--hi`` take an occurrence count (``--lo 10``) or a count
+relative to the pool size, a number followed by ``x`` that multiplies the number of
+samples (``--hi 0.00427x`` is 500 occurrences on a 117k-sample pool). See
+:mod:`tritondiv.stats`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+_ROWS: tuple[tuple[str, str, str], ...] = (
+    # (key in TokenStats.to_dict(), label, format)
+    ("n_samples", "samples", "{:,}"),
+    ("n_tokens", "tokens", "{:,}"),
+    ("vocab_size", "tokenizer vocabulary", "{:,}"),
+    ("vocab_used", "vocabulary used", "{:,}"),
+    ("n_below", "tokens below lo", "{:,}"),
+    ("n_mid", "mid-band tokens (types)", "{:,}"),
+    ("n_above", "tokens above hi", "{:,}"),
+    ("mid_tokens", "mid-band occurrences", "{:,}"),
+    ("mean_mid_types", "mean mid-band types/sample", "{:.2f}"),
+    ("samples_without_types", "samples with no type", "{:,}"),
+    ("distinct_1", "distinct-1", "{:.4f}"),
+    ("distinct_2", "distinct-2", "{:.4f}"),
+    ("entropy_nats", "entropy (nats)", "{:.4f}"),
+    ("entropy_bits", "entropy (bits)", "{:.4f}"),
+    ("mean_length", "mean length (tokens)", "{:.1f}"),
+    ("median_length", "median length (tokens)", "{:.1f}"),
+    ("max_length", "max length (tokens)", "{:,}"),
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "stats",
+        help="token statistics of a pool (bands, distinct-n, entropy, lengths)",
+        description=__doc__.split("\n\n")[1] if __doc__ else None,
+    )
+    try:
+        from tritondiv.pool import add_pool_arguments
+    except ImportError:  # pool loading not installed: a bare positional
+        p.add_argument("pool", nargs="?", default=None, metavar="POOL")
+    else:
+        add_pool_arguments(p)
+    p.add_argument(
+        "--component",
+        choices=("instruction", "response", "both"),
+        default="response",
+        help="which text of each sample (default: response)",
+    )
+    p.add_argument(
+        "--tokenizer",
+        default=None,
+        metavar="PATH",
+        help="tokenizer.json or a directory holding one (default: the packaged all-MiniLM-L6-v2)",
+    )
+    p.add_argument(
+        "--lo",
+        default="10",
+        metavar="COUNT|Fx",
+        help="lowest occurrence count of the mid band (default 10); 'Fx' = F times the number of samples",
+    )
+    p.add_argument(
+        "--hi",
+        default="500",
+        metavar="COUNT|Fx",
+        help="highest occurrence count of the mid band (default 500); 'Fx' = F times the number of samples",
+    )
+    p.add_argument(
+        "--json", default=None, metavar="OUT", help="also write the figures as JSON to OUT"
+    )
+    p.add_argument("--no-cache", action="store_true", help="tokenize again, ignore the token cache")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def _load_pool(args: argparse.Namespace) -> Any:
+    try:
+        from tritondiv.pool import pool_from_args
+    except ImportError:
+        from tritondiv.pool import load_pool
+
+        return load_pool(args.pool)
+    return pool_from_args(args)
+
+
+def _fmt(value: Any, spec: str) -> str:
+    if value is None:
+        return "-"
+    return spec.format(value)
+
+
+def format_table(results: dict[str, dict[str, Any]]) -> str:
+    """Render ``{component: TokenStats.to_dict()}`` as an aligned text table."""
+    names = list(results)
+    flat = {name: {**d, **d.get("distinct", {})} for name, d in results.items()}
+    label_w = max(len(label) for _, label, _ in _ROWS)
+    cells = [[_fmt(flat[n].get(key), spec) for n in names] for key, _, spec in _ROWS]
+    col_w = [max(len(n), *(len(row[j]) for row in cells)) for j, n in enumerate(names)]
+    lines = ["".ljust(label_w) + "".join(f"  {n:>{w}}" for n, w in zip(names, col_w, strict=True))]
+    for (_, label, _), row in zip(_ROWS, cells, strict=True):
+        lines.append(
+            label.ljust(label_w) + "".join(f"  {c:>{w}}" for c, w in zip(row, col_w, strict=True))
+        )
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tritondiv._io import write_json_atomic
+    from tritondiv.stats import token_stats
+    from tritondiv.tokens import load_tokenizer, tokenize_pool, tokenizer_hash
+
+    t0 = time.perf_counter()
+    pool = _load_pool(args)
+    tokenizer = load_tokenizer(args.tokenizer)
+    components = ("instruction", "response") if args.component == "both" else (args.component,)
+    results: dict[str, dict[str, Any]] = {}
+    for comp in components:
+        tokens = tokenize_pool(
+            pool, comp, tokenizer, cache=not args.no_cache, progress=not args.no_progress
+        )
+        results[comp] = token_stats(tokens, lo=args.lo, hi=args.hi).to_dict()
+    elapsed = time.perf_counter() - t0
+
+    lo = {c: r["lo"] for c, r in results.items()}
+    hi = {c: r["hi"] for c, r in results.items()}
+    print(f"pool: {pool!r}  fingerprint {pool.fingerprint[:12]}")
+    print(f"band: lo={args.lo} -> {lo}, hi={args.hi} -> {hi} occurrences (lo <= count <= hi)")
+    print(format_table(results))
+    if args.json:
+        write_json_atomic(
+            args.json,
+            {
+                "pool": {
+                    "source": args.pool,
+                    "n_samples": len(pool),
+                    "fingerprint": pool.fingerprint,
+                },
+                "tokenizer": {
+                    "path": args.tokenizer,
+                    "sha256": tokenizer_hash(tokenizer),
+                    "vocab_size": int(tokenizer.get_vocab_size(with_added_tokens=True)),
+                },
+                "thresholds": {"lo": args.lo, "hi": args.hi},
+                "components": results,
+                "seconds": round(elapsed, 3),
+            },
+        )
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
