@@ -11,9 +11,10 @@ Conversations that give no sample are skipped, each listed in :attr:`Pool.skippe
 reason (the default pool always loads): 276 conversations have no non-empty user turn (126 of
 them have no turns at all, most others are a lone assistant turn continuing a previous
 chunk) and 5 have no non-empty assistant reply after the first user turn; the cut-off tail
-is listed too. The result is :data:`EXPECTED_SAMPLES` = 17,390 samples. 123 ids occur more than once in the file;
-their repeats get the suffix ``#2``, ``#3``, ... in the pool's ``ids`` (the records keep
-their original ``id``).
+is listed too. The result is :data:`EXPECTED_SAMPLES` = 17,390 samples. 123 ids occur more
+than once in the file, all of them on conversations that are skipped, so the pool's ids are
+the records' own ids (should a kept id repeat, :func:`tritondiv.pool.load_pool`'s rule
+applies: ``#2``, ``#3``, ...).
 
 The first call recovers the file (a few seconds, with a progress bar) and caches the pool
 in the tritondiv cache folder (``$TRITONDIV_CACHE`` or ``~/.cache/tritondiv``) as parquet,
@@ -25,6 +26,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -256,9 +259,9 @@ def default_pool(
     if not cache.is_file():
         _build_cache(json_path, cache, progress)
     columns = (
-        ["id", "instruction_first", "response_first", "record"]
+        ["id", "instruction_first", "response_first"]
         if first_turn_only
-        else ["id", "instruction", "response", "record"]
+        else ["id", "instruction", "response"]
     )
     table = pq.read_table(cache, columns=columns)
     meta = table.schema.metadata or {}
@@ -272,6 +275,28 @@ def default_pool(
         table.column(1).to_pylist(),
         table.column(2).to_pylist(),
         [SOURCE] * n,
-        _RecordStore([_JsonColumn(table.column(3))]),
+        # the raw records (~125 MB of JSON text) are read only when someone asks for them
+        _RecordStore([_JsonColumn(lambda: _read_records(cache).slice(0, n), n)]),
         skipped,
     )
+
+
+def _read_records(cache: Path) -> Any:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(cache, columns=["record"]).column(0)
+
+
+class _CallableModule(types.ModuleType):
+    """Importing this submodule binds ``tritondiv.default_pool`` to the module (the import
+    system sets the package attribute), shadowing the lazily exported function of the same
+    name. Calling the module calls the function, so ``tritondiv.default_pool(...)`` works
+    whichever of the two the name is bound to."""
+
+    def __call__(
+        self, *, limit: int | None = None, progress: bool = True, first_turn_only: bool = False
+    ) -> Pool:
+        return default_pool(limit=limit, progress=progress, first_turn_only=first_turn_only)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -180,13 +180,23 @@ class SkippedRecord:
 
 
 class _JsonColumn:
-    """Records stored as one JSON text per record (the default pool's cache)."""
+    """Records stored as one JSON text per record (the default pool's cache).
 
-    def __init__(self, texts: Any) -> None:  # a pyarrow string array
-        self.texts = texts
+    ``texts`` is a pyarrow string array, or a callable returning one (read on first use).
+    """
+
+    def __init__(self, texts: Any, length: int | None = None) -> None:
+        self._texts = texts
+        self._length = length
+
+    @property
+    def texts(self) -> Any:
+        if callable(self._texts):
+            self._texts = self._texts()
+        return self._texts
 
     def __len__(self) -> int:
-        return len(self.texts)
+        return self._length if self._length is not None else len(self.texts)
 
     def take(self, local: np.ndarray) -> list[dict[str, Any]]:
         loads = json.loads
