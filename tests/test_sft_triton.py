@@ -206,3 +206,43 @@ def test_kernels_on_cuda() -> None:
     got = _run(ops.fused_linear_cross_entropy, *case)
     for r, g in zip(ref, got, strict=True):
         torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------- patched into a transformers Llama
+def test_patched_tiny_llama_matches_transformers_loss_and_gradients() -> None:
+    transformers = pytest.importorskip("transformers")
+    from tritondiv.sft.patch import apply_fused_kernels, causal_lm_loss
+
+    cfg = transformers.LlamaConfig(
+        vocab_size=97,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
+    torch.manual_seed(0)
+    ref_model = transformers.LlamaForCausalLM(cfg)
+    fused = transformers.LlamaForCausalLM(cfg)
+    fused.load_state_dict(ref_model.state_dict())
+    counts = apply_fused_kernels(fused, "triton")
+    assert counts == {"kernels": "triton", "rmsnorm": 2 * 2 + 1, "swiglu": 2}
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, 97, (2, 9), generator=g)
+    labels = ids.clone()
+    labels[:, :4] = IGNORE_INDEX  # prompt
+    labels[1, 7:] = IGNORE_INDEX  # padding
+    mask = torch.ones_like(ids)
+    mask[1, 7:] = 0
+    ref = ref_model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    ref.backward()
+    got = causal_lm_loss(
+        fused, {"input_ids": ids, "attention_mask": mask, "labels": labels}, chunk_size=3
+    )
+    got.backward()
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+    for (name, p_ref), (_, p_got) in zip(
+        ref_model.named_parameters(), fused.named_parameters(), strict=True
+    ):
+        torch.testing.assert_close(p_got.grad, p_ref.grad, rtol=1e-4, atol=1e-6, msg=name)
