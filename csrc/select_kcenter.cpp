@@ -1,12 +1,12 @@
 // Exact k-center greedy (Gonzalez) with triangle-inequality skipping.
 //
-// Every point keeps its squared distance to the nearest chosen center and belongs to that
-// center's member list; each center keeps the largest member distance (ties: lowest index).
-// When a new center c' arrives, a whole center group c is skipped when
-// d(c, c') >= 2 * r_c (then d(x, c') >= d(c, c') - d(x, c) >= d(x, c) for all members), and
-// inside a scanned group a member x is skipped when d(c, c') >= 2 * d(x, c). The skips only
-// avoid computing distances that cannot lower a minimum, so the picks equal the textbook
-// loop's (argmax of the running minimum, ties by lowest index, chosen points excluded).
+// Lazy evaluation: every point keeps its exact squared distance to the nearest of the
+// centers it has been compared with so far, which upper-bounds its true distance to the
+// chosen set. A max-heap on these bounds yields the next center: stale tops are brought up
+// to date (in parallel batches, against only the centers they have not seen) until the top
+// is exact. Points far below the current radius are never touched again, and the picks
+// equal the textbook loop's (argmax of the running minimum, ties by lowest index, chosen
+// points excluded) because the distances are the same exact double-accumulated values.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -147,22 +147,16 @@ struct Dist {
     }
 };
 
-struct Best {
-    double v = -1.0;
-    std::int64_t i = -1;
-    void offer(double value, std::int64_t idx) {
-        if (value > v || (value == v && idx < i)) {
-            v = value;
-            i = idx;
-        }
+struct HeapItem {
+    double v;        // squared distance to the nearest center checked so far (upper bound)
+    std::int64_t i;  // point index
+};
+// max-heap: larger value first, then lower index
+struct HeapLess {
+    bool operator()(const HeapItem& a, const HeapItem& b) const {
+        return a.v != b.v ? a.v < b.v : a.i > b.i;
     }
 };
-
-struct WorkItem {
-    std::int64_t group, lo, hi;
-};
-
-constexpr std::int64_t kChunk = 2048;
 
 }  // namespace
 
@@ -185,138 +179,85 @@ KCenterOut kcenter_greedy(const void* X, bool is_f16, std::int64_t N, std::int64
     out.indices.reserve(static_cast<std::size_t>(n));
     out.sq_radii.reserve(static_cast<std::size_t>(n));
 
+    // mind[x]: exact minimum over the first checked[x] centers; since minima only shrink it
+    // is an upper bound of x's true distance to the chosen set.
     std::vector<double> mind(static_cast<std::size_t>(N));
-    std::vector<std::vector<std::int64_t>> members;  // per center, ascending index not required
-    std::vector<Best> gbest;                        // per center: farthest member
-    members.reserve(static_cast<std::size_t>(n));
-    gbest.reserve(static_cast<std::size_t>(n));
-    std::vector<double> center_dist;                 // d(c, c') of the current step (not squared)
-    std::int64_t evals = 0;
-
-    // first center: every other point is its member
+    std::vector<std::int32_t> checked(static_cast<std::size_t>(N), 1);
     out.indices.push_back(first);
-    members.emplace_back();
-    members[0].reserve(static_cast<std::size_t>(N - 1));
+#if TRITONDIV_HAVE_OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (std::int64_t i = 0; i < N; ++i) mind[i] = dist(i, first);
+    std::int64_t evals = N;
+    std::vector<HeapItem> heap;
+    heap.reserve(static_cast<std::size_t>(N));
     for (std::int64_t i = 0; i < N; ++i)
-        if (i != first) members[0].push_back(i);
-    {
-        const auto M = static_cast<std::int64_t>(members[0].size());
-        const auto& mem = members[0];
-#if TRITONDIV_HAVE_OPENMP
-#pragma omp parallel for schedule(static)
-#endif
-        for (std::int64_t p = 0; p < M; ++p) mind[mem[p]] = dist(mem[p], first);
-        evals += M;
-        Best b;
-        for (std::int64_t p = 0; p < M; ++p) b.offer(mind[mem[p]], mem[p]);
-        gbest.push_back(b);
-    }
-    auto global_best = [&]() {
-        Best b;
-        for (const auto& g : gbest)
-            if (g.i >= 0) b.offer(g.v, g.i);
-        return b;
-    };
-    {
-        const Best b = global_best();
-        out.sq_radii.push_back(b.i >= 0 ? b.v : 0.0);
-    }
+        if (i != first) heap.push_back({mind[i], i});
+    HeapLess less;
+    std::make_heap(heap.begin(), heap.end(), less);
 
-    std::vector<WorkItem> work;
-    std::vector<std::vector<std::int64_t>> kept, moved;
-    std::vector<Best> kept_best, moved_best;
-    std::vector<std::int64_t> item_evals;
-    for (std::int64_t step = 1; step < n; ++step) {
-        const Best b = global_best();
-        const std::int64_t cn = b.i;  // the new center (exists: n <= N)
-        const auto m = static_cast<std::int64_t>(out.indices.size());
-        out.indices.push_back(cn);
-        // distances from every earlier center to the new one
-        center_dist.assign(static_cast<std::size_t>(m), 0.0);
+    int threads = 1;
 #if TRITONDIV_HAVE_OPENMP
-#pragma omp parallel for schedule(static)
+    threads = omp_get_max_threads();
 #endif
-        for (std::int64_t c = 0; c < m; ++c)
-            center_dist[c] = members[c].empty() ? 0.0 : std::sqrt(dist(out.indices[c], cn));
-        evals += m;
-        // groups that may change (the group holding cn always: cn leaves it)
-        work.clear();
-        for (std::int64_t c = 0; c < m; ++c) {
-            if (members[c].empty()) continue;
-            const double rc = std::sqrt(gbest[c].v);
-            const bool skip = center_dist[c] > 2.0 * rc * (1.0 + 1e-9) + 1e-12;
-            bool holds = false;
-            if (skip) {
-                // cn sits in exactly one group; find it cheaply via its distance value
-                holds = (gbest[c].i == cn);
+    const std::int64_t batch_cap = 16 * static_cast<std::int64_t>(threads);
+    std::vector<HeapItem> batch;
+    std::vector<std::int64_t> batch_evals;
+    // Brings the heap top up to date: pops stale entries (checked < m centers) in batches,
+    // updates them against the missing centers in parallel and pushes them back, until the
+    // top is exact. An exact top is the true farthest point (ties: lowest index) because
+    // every other entry's value is an upper bound of its true distance.
+    auto settle = [&]() {
+        const auto m = static_cast<std::int32_t>(out.indices.size());
+        // floor: the largest exact value seen in this step, a lower bound of the true
+        // radius. A stale point whose bound falls below it cannot be the farthest now, so
+        // its update stops there (it keeps a valid upper bound and resumes later).
+        double floor_v = -1.0;
+        while (!heap.empty()) {
+            batch.clear();
+            while (!heap.empty() && checked[heap.front().i] < m &&
+                   static_cast<std::int64_t>(batch.size()) < batch_cap) {
+                std::pop_heap(heap.begin(), heap.end(), less);
+                batch.push_back(heap.back());
+                heap.pop_back();
             }
-            if (skip && !holds) continue;
-            const auto M = static_cast<std::int64_t>(members[c].size());
-            for (std::int64_t lo = 0; lo < M; lo += kChunk) work.push_back({c, lo, std::min(M, lo + kChunk)});
-        }
-        const auto W = static_cast<std::int64_t>(work.size());
-        kept.resize(static_cast<std::size_t>(W));
-        moved.resize(static_cast<std::size_t>(W));
-        kept_best.assign(static_cast<std::size_t>(W), Best{});
-        moved_best.assign(static_cast<std::size_t>(W), Best{});
-        item_evals.assign(static_cast<std::size_t>(W), 0);
+            if (batch.empty()) return;
+            const auto B = static_cast<std::int64_t>(batch.size());
+            batch_evals.assign(static_cast<std::size_t>(B), 0);
 #if TRITONDIV_HAVE_OPENMP
 #pragma omp parallel for schedule(dynamic, 1)
 #endif
-        for (std::int64_t w = 0; w < W; ++w) {
-            const auto& it = work[w];
-            const auto& mem = members[it.group];
-            auto& kp = kept[w];
-            auto& mv = moved[w];
-            kp.clear();
-            mv.clear();
-            const double dcc = center_dist[it.group];
-            std::int64_t ev = 0;
-            for (std::int64_t p = it.lo; p < it.hi; ++p) {
-                const auto x = mem[p];
-                if (x == cn) continue;
-                const double old = mind[x];
-                if (dcc > 2.0 * std::sqrt(old) * (1.0 + 1e-9) + 1e-12) {
-                    kp.push_back(x);
-                    kept_best[w].offer(old, x);
-                    continue;
+            for (std::int64_t b = 0; b < B; ++b) {
+                const auto x = batch[b].i;
+                double v = mind[x];
+                std::int32_t c = checked[x];
+                for (; c < m && !(v < floor_v); ++c) {
+                    const double nd = dist(x, out.indices[c]);
+                    if (nd < v) v = nd;
                 }
-                const double nd = dist(x, cn);
-                ++ev;
-                if (nd < old) {
-                    mind[x] = nd;
-                    mv.push_back(x);
-                    moved_best[w].offer(nd, x);
-                } else {
-                    kp.push_back(x);
-                    kept_best[w].offer(old, x);
-                }
+                batch_evals[b] = c - checked[x];
+                mind[x] = v;
+                checked[x] = c;
+                batch[b].v = v;
             }
-            item_evals[w] = ev;
-        }
-        // merge in work order (deterministic)
-        members.emplace_back();
-        gbest.emplace_back();
-        auto& newmem = members.back();
-        Best nb;
-        std::int64_t w = 0;
-        while (w < W) {
-            const auto c = work[w].group;
-            std::vector<std::int64_t> rebuilt;
-            Best cb;
-            for (; w < W && work[w].group == c; ++w) {
-                rebuilt.insert(rebuilt.end(), kept[w].begin(), kept[w].end());
-                if (kept_best[w].i >= 0) cb.offer(kept_best[w].v, kept_best[w].i);
-                newmem.insert(newmem.end(), moved[w].begin(), moved[w].end());
-                if (moved_best[w].i >= 0) nb.offer(moved_best[w].v, moved_best[w].i);
-                evals += item_evals[w];
+            for (std::int64_t b = 0; b < B; ++b) {
+                evals += batch_evals[b];
+                if (checked[batch[b].i] == m && batch[b].v > floor_v) floor_v = batch[b].v;
+                heap.push_back(batch[b]);
+                std::push_heap(heap.begin(), heap.end(), less);
             }
-            members[c].swap(rebuilt);
-            gbest[c] = cb;
         }
-        gbest.back() = nb;
-        const Best r = global_best();
-        out.sq_radii.push_back(r.i >= 0 ? r.v : 0.0);
+    };
+    settle();
+    out.sq_radii.push_back(heap.empty() ? 0.0 : heap.front().v);
+    for (std::int64_t step = 1; step < n; ++step) {
+        // the settled top is the next center
+        std::pop_heap(heap.begin(), heap.end(), less);
+        const auto c = heap.back().i;
+        heap.pop_back();
+        out.indices.push_back(c);
+        settle();
+        out.sq_radii.push_back(heap.empty() ? 0.0 : heap.front().v);
     }
     out.evaluations = evals;
     return out;
