@@ -800,3 +800,61 @@ def test_shared_data_directory(shared_data: Path) -> None:
     assert len(set(templates)) == 283  # the data README says 294; the file holds 283
     with pytest.raises(PoolError, match="missing in 23621 of 78806 records"):
         pool.column("template")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    texts=st.lists(
+        st.tuples(
+            st.one_of(
+                st.text(max_size=6), st.sampled_from(["", " ", "\u2028", "\x1c", "\u3000x", "é"])
+            ),
+            st.one_of(st.none(), st.text(max_size=4)),
+            st.one_of(st.none(), st.text(max_size=6), st.sampled_from(["\t\n", "\u00a0", "ok"])),
+        ),
+        min_size=1,
+        max_size=10,
+    )
+)
+def test_table_path_matches_record_path(texts: list[tuple[str, str | None, str | None]]) -> None:
+    # parquet is checked with pyarrow compute, jsonl record by record: same verdicts and texts
+    rows = [{"instruction": a, "input": b, "output": c} for a, b, c in texts]
+    with tempfile.TemporaryDirectory() as d:
+        via_records = load_pool(write(rows, Path(d), "jsonl"), skip_bad=True)
+        via_table = load_pool(write(rows, Path(d), "parquet"), skip_bad=True)
+    assert via_table.instruction == via_records.instruction
+    assert via_table.response == via_records.response
+    assert [i.split(":")[1] for i in via_table.ids] == [i.split(":")[1] for i in via_records.ids]
+    assert [s.reason for s in via_table.skipped] == [s.reason for s in via_records.skipped]
+    assert [int(s.position.split()[1]) for s in via_table.skipped] == [
+        int(s.position.split()[1]) - 1 for s in via_records.skipped
+    ]
+
+
+def test_table_columns_of_the_wrong_type(tmp_path: Path) -> None:
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"prompt": [1, 2], "completion": ["a", "b"], "id": [10, None]}), path)
+    e = _error(path)
+    assert (e.record, e.field) == (0, "prompt") and "is a JSON number, expected a string" in str(e)
+    pq.write_table(
+        pa.table({"prompt": ["x", "y"], "completion": ["a", "b"], "id": [10, None]}), path
+    )
+    assert load_pool(path).ids == ["10", "t.parquet:1"]
+    pq.write_table(
+        pa.table({"prompt": ["x", "y"], "completion": ["a", "b"], "id": [1.5, True]}), path
+    )
+    assert load_pool(path).ids == ["1.5", "1.0"]  # as str() of what the table holds
+    pq.write_table(
+        pa.table({"instruction": ["x", "y"], "input": [1, None], "output": ["a", "b"]}), path
+    )
+    e = _error(path)
+    assert (e.record, e.field) == (0, "input") and "expected a string or null" in str(e)
+    pq.write_table(
+        pa.table(
+            {"instruction": ["x"], "output": [None]},
+            schema=pa.schema([("instruction", pa.string()), ("output", pa.string())]),
+        ),
+        path,
+    )
+    e = _error(path)
+    assert (e.record, e.field) == (0, "output") and "is a JSON null" in str(e)

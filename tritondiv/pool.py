@@ -450,8 +450,7 @@ class _Block:
                 path=self.path,
                 **self.where(0),
             )
-        row = self.table.slice(0, 1).to_pylist()[0]
-        return [k for k, v in row.items() if v is not None]
+        return list(self.table.column_names)  # a table's fields are its columns
 
     def column(self, name: str) -> list[Any]:
         if self.records is not None:
@@ -459,6 +458,38 @@ class _Block:
         if name not in self.table.column_names:
             return [_MISSING] * self.table.num_rows
         return self.table.column(name).to_pylist()
+
+    def ids(self) -> Any:
+        """Every record's id (a list, or a pyarrow string array for tables): its ``id``
+        field as ``str`` when present and not null, else ``"<rel>:<index>"``."""
+        prefix = self.rel
+        if self.records is not None:
+            return [
+                f"{prefix}:{i}" if v is None else str(v)
+                for i, r in enumerate(self.records)
+                for v in (r.get("id") if type(r) is dict else None,)
+            ]
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        n = self.table.num_rows
+        fallback = pc.binary_join_element_wise(
+            pa.scalar(prefix), pc.cast(pa.array(np.arange(n, dtype=np.int64)), pa.string()), ":"
+        )
+        if "id" not in self.table.column_names:
+            return fallback
+        col = self.table.column("id").combine_chunks()
+        if (
+            pa.types.is_string(col.type)
+            or pa.types.is_large_string(col.type)
+            or pa.types.is_integer(col.type)
+        ):
+            as_text = pc.cast(col, pa.string())
+        else:  # floats, booleans, nested: Python's str(), as for JSON records
+            as_text = pa.array(
+                [None if v is None else str(v) for v in col.to_pylist()], pa.string()
+            )
+        return pc.if_else(pc.is_null(as_text), fallback, as_text)
 
     def segment(self) -> Any:
         return self.records if self.records is not None else self.table
@@ -763,7 +794,81 @@ def _records_problems(block: _Block, texts: _Texts) -> None:
             block.records[i] = {}
 
 
+def _arrow_check_text(
+    texts: _Texts, table: Any, field: str, allow_empty: bool, nullable: bool = False
+) -> Any:
+    """Vectorized checks of one text column of a table; returns it (a pyarrow array) or None
+    when it is absent. Flags nulls, non-string types and (unless ``allow_empty``) empty or
+    whitespace-only texts, with the same reasons as the record path."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = table.num_rows
+    if field not in table.column_names:
+        if not nullable:
+            for i in range(n):
+                texts.flag(i, field, "is missing")
+        return None
+    col = table.column(field).combine_chunks()
+    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        valid = np.flatnonzero(col.is_valid().to_numpy(zero_copy_only=False))
+        for i in valid.tolist():
+            v = col[i].as_py()
+            want = "a string or null" if nullable else "a string"
+            texts.flag(i, field, f"is a JSON {_json_type(v)}, expected {want}")
+        if not nullable:
+            for i in np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False)).tolist():
+                texts.flag(i, field, "is a JSON null, expected a string")
+        return None
+    if not nullable and col.null_count:
+        for i in np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False)).tolist():
+            texts.flag(i, field, "is a JSON null, expected a string")
+    if not allow_empty and not nullable:
+        # A text holding a printable ASCII character is not empty; the others (empty,
+        # whitespace, or no ASCII at all) are checked with Python's own str.isspace.
+        has_ascii = pc.match_substring_regex(col, "[!-~]").to_numpy(zero_copy_only=False)
+        maybe = np.flatnonzero(
+            ~has_ascii.astype(bool) & col.is_valid().to_numpy(zero_copy_only=False)
+        )
+        if maybe.size:
+            values = col.take(pa.array(maybe)).to_pylist()
+            for i, v in zip(maybe.tolist(), values, strict=True):
+                if not v or v.isspace():
+                    texts.flag(i, field, "is empty")
+    return col
+
+
+def _texts_table(block: _Block, fmt: str, allow_empty: bool) -> _Texts:
+    """Single-turn formats of a table: checks and the alpaca join in pyarrow compute."""
+    import pyarrow.compute as pc
+
+    table = block.table
+    texts = _Texts(0)
+    if fmt == "alpaca":
+        fields = set(block.first_fields())
+        resp_field = "output" if "output" in fields or "response" not in fields else "response"
+        inst = _arrow_check_text(texts, table, "instruction", allow_empty)
+        inp = _arrow_check_text(texts, table, "input", True, nullable=True)
+        if inst is not None and inp is not None:
+            joined = pc.binary_join_element_wise(inst, inp, "\n")
+            use = pc.fill_null(pc.greater(pc.binary_length(inp), 0), False)
+            inst = pc.if_else(use, joined, inst)
+    else:
+        inst_field, resp_field = {
+            "prompt_completion": ("prompt", "completion"),
+            "question_answer": ("question", "answer"),
+        }[fmt]
+        inst = _arrow_check_text(texts, table, inst_field, allow_empty)
+    resp = _arrow_check_text(texts, table, resp_field, allow_empty)
+    n = table.num_rows
+    texts.instruction = inst if inst is not None else [None] * n
+    texts.response = resp if resp is not None else [None] * n
+    return texts
+
+
 def _texts_simple(block: _Block, fmt: str, allow_empty: bool) -> _Texts:
+    if block.table is not None:
+        return _texts_table(block, fmt, allow_empty)
     n = len(block)
     texts = _Texts(n)
     _records_problems(block, texts)
@@ -930,6 +1035,15 @@ def _unique_ids(ids: list[str]) -> list[str]:
     return out
 
 
+def _gather(col: Any, keep: np.ndarray, n: int) -> list[Any]:
+    """``col[keep]`` as a list, for a python list or a pyarrow array."""
+    if isinstance(col, list):
+        return col if keep.size == n else [col[i] for i in keep.tolist()]
+    import pyarrow as pa
+
+    return (col if keep.size == n else col.take(pa.array(keep))).to_pylist()
+
+
 def _build_pool(
     blocks: list[tuple[_Block, _Texts]],
     skip_bad: bool,
@@ -971,19 +1085,10 @@ def _build_pool(
                     block.path, block.position(i), f"field {field!r} {reason}" if field else reason
                 )
             )
-        kl = keep.tolist()
-        raw_ids = block.column("id")
-        prefix = block.rel
-        ids.extend(
-            f"{prefix}:{i}" if (v := raw_ids[i]) is _MISSING or v is None else str(v) for i in kl
-        )
-        if len(kl) == n:
-            ins.extend(texts.instruction)
-            res.extend(texts.response)
-        else:
-            ins.extend([texts.instruction[i] for i in kl])
-            res.extend([texts.response[i] for i in kl])
-        src.extend([block.path] * len(kl))
+        ids.extend(_gather(block.ids(), keep, n))
+        ins.extend(_gather(texts.instruction, keep, n))
+        res.extend(_gather(texts.response, keep, n))
+        src.extend([block.path] * keep.size)
         segments.append(block.segment())
         index_parts.append(keep.astype(np.int64) + offset)
         offset += n
