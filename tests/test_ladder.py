@@ -1,0 +1,165 @@
+"""The ladder end to end on real data: layout, manifests, resumability, metrics, report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_strategies import make_mixed_pool
+
+from tritondiv._io import file_sha256
+from tritondiv.ladder import LADDER_FILE, level_dir, run_ladder
+from tritondiv.manifest import read_manifest, verify_dataset
+from tritondiv.strategies import TYPE_STRATEGIES, FeatureOptions
+
+pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
+
+SIZE = 200
+N_LEVELS = 7
+
+
+@pytest.fixture(scope="module")
+def mixed(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return make_mixed_pool(shared_data, tmp_path_factory.mktemp("mixed"), n_t0=1500, n_gsm=300)
+
+
+def _opts(mixed: dict) -> FeatureOptions:
+    return FeatureOptions(
+        embeddings_instruction=str(mixed["emb"]["instruction"]),
+        embeddings_response=str(mixed["emb"]["response"]),
+        tagger="column:tags",
+        progress=False,
+    )
+
+
+def test_ladder_layout_crash_resume_metrics_and_report(
+    mixed: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tritondiv.ladder as ladder_mod
+    from tritondiv.pool import load_pool
+
+    pool = load_pool(mixed["pool"])
+    out = tmp_path / "ladder"
+    real_write = ladder_mod.write_dataset
+    calls: list[str] = []
+    total = len(TYPE_STRATEGIES) * N_LEVELS
+    crash_at = total - 3
+
+    def crashing(path, records, manifest):  # type: ignore[no-untyped-def]
+        if len(calls) == crash_at:
+            raise RuntimeError("simulated kill")
+        calls.append(str(path))
+        return real_write(path, records, manifest)
+
+    monkeypatch.setattr(ladder_mod, "write_dataset", crashing)
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        run_ladder(pool, SIZE, out, levels=N_LEVELS, options=_opts(mixed), seed=0, bleu_sample=100)
+    index = json.loads((out / LADDER_FILE).read_text())
+    assert index["status"] == "running"
+    finished = [Path(c) for c in calls]
+    assert len(finished) == crash_at
+    for d in finished:
+        assert verify_dataset(d)[0]
+    assert not (out / "report.html").exists()
+
+    # damage two finished levels: a changed data.jsonl and a missing manifest (partial)
+    damaged = [out / level_dir("response-micro", 1), out / level_dir("instruction-macro", 2)]
+    with open(damaged[0] / "data.jsonl", "a", encoding="utf-8") as fh:
+        fh.write("{}\n")
+    (damaged[1] / "manifest.json").unlink()
+    untouched = [d for d in finished if d not in damaged]
+    stamps = {d: (d / "data.jsonl").stat().st_mtime_ns for d in untouched}
+
+    calls.clear()
+    monkeypatch.setattr(
+        ladder_mod, "write_dataset", lambda p, r, m: calls.append(str(p)) or real_write(p, r, m)
+    )
+    index = run_ladder(
+        pool, SIZE, out, levels=N_LEVELS, options=_opts(mixed), seed=0, bleu_sample=100
+    )
+    redone = {Path(c) for c in calls}
+    assert redone == ({out / level_dir("response-micro", i) for i in (4, 5, 6)} | set(damaged))
+    for d in untouched:
+        assert (d / "data.jsonl").stat().st_mtime_ns == stamps[d], f"{d} was rewritten"
+
+    # the index
+    assert index["status"] == "finished"
+    saved = json.loads((out / LADDER_FILE).read_text())
+    assert saved["pool"]["fingerprint"] == pool.fingerprint
+    assert saved["size"] == SIZE and saved["strategies"] == list(TYPE_STRATEGIES)
+    assert saved["levels"] == pytest.approx([i / 6 for i in range(7)])
+    assert len(saved["datasets"]) == total
+    records = pool.records
+    for entry in saved["datasets"]:
+        d = out / entry["path"]
+        assert entry["path"] == f"{entry['strategy']}/level-{entry['level_index']}"
+        ok, why = verify_dataset(d)
+        assert ok, why
+        man = read_manifest(d)
+        assert man["strategy"] == entry["strategy"] and man["level_index"] == entry["level_index"]
+        assert (
+            man["level"] == pytest.approx(entry["level"])
+            and man["size"] == SIZE
+            and man["seed"] == 0
+        )
+        assert man["data"]["sha256"] == file_sha256(d / "data.jsonl")
+        assert len(man["ids"]) == SIZE == len(set(man["ids"]))
+        assert man["ids"] == [pool.ids[i] for i in man["indices"]]
+        lines = (d / "data.jsonl").read_text(encoding="utf-8").splitlines()
+        assert [json.loads(x) for x in lines] == [records[i] for i in man["indices"]]
+        assert set(man["metrics"]["coverage"]) == set(TYPE_STRATEGIES)
+        assert man["options"]["tagger"] == "column:tags"
+
+    # coverage non-decreasing in level, for every strategy
+    for s in TYPE_STRATEGIES:
+        covs = [read_manifest(out / level_dir(s, i))["coverage"] for i in range(N_LEVELS)]
+        assert all(a <= b for a, b in zip(covs, covs[1:], strict=False)), (s, covs)
+
+    # response-micro: token entropy and distinct-1 of the responses rise from level 0 to 1
+    m0 = read_manifest(out / level_dir("response-micro", 0))["metrics"]["response"]
+    m1 = read_manifest(out / level_dir("response-micro", 1))["metrics"]["response"]
+    assert m1["token_entropy"] > m0["token_entropy"]
+    assert m1["distinct_1"] > m0["distinct_1"]
+    assert m0["self_bleu_sample"] == 100
+
+    # the report
+    html = (out / "report.html").read_text(encoding="utf-8")
+    for png in (
+        "metrics_instruction.png",
+        "metrics_response.png",
+        "coverage.png",
+        "token_band.png",
+    ):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+        assert png in html
+    band = np.load(out / "token_counts.npz")
+    assert band["band"].tolist() == [10, 500]
+    assert band["counts_response"].sum() > 0
+
+
+def test_ladder_refuses_another_pool_and_bad_sizes(mixed: dict, tmp_path: Path) -> None:
+    from tritondiv.pool import load_pool
+
+    pool = load_pool(mixed["pool"])
+    out = tmp_path / "lad"
+    run_ladder(
+        pool,
+        50,
+        out,
+        levels=2,
+        strategies="random",
+        options=_opts(mixed),
+        report=False,
+        bleu_sample=20,
+    )
+    with pytest.raises(ValueError, match="another ladder"):
+        run_ladder(pool, 60, out, levels=2, strategies="random", options=_opts(mixed), report=False)
+    with pytest.raises(ValueError, match="smaller --size"):
+        run_ladder(pool, 10**6, tmp_path / "x", levels=2, strategies="random", options=_opts(mixed))
+    # the same ladder again: nothing to redo
+    again = run_ladder(
+        pool, 50, out, levels=2, strategies="random", options=_opts(mixed), report=False
+    )
+    assert again["status"] == "finished"

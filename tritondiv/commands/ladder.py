@@ -1,0 +1,69 @@
+"""``tritondiv ladder``: datasets at every diversity level for several strategies, resumable.
+
+Layout: ``OUT/ladder.json`` (the index), ``OUT/<strategy>/level-<i>/{data.jsonl,
+manifest.json}``, then ``OUT/report.html`` with its PNG plots. Rerunning the same command
+skips every finished level whose manifest verifies and redoes a partial one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from tritondiv.commands.select import add_feature_arguments
+    from tritondiv.pool import add_pool_arguments
+
+    p = sub.add_parser(
+        "ladder",
+        help="datasets at every diversity level per strategy, then the report",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_pool_arguments(p)
+    p.add_argument("--size", type=int, required=True, help="samples per dataset")
+    p.add_argument(
+        "--levels",
+        default="7",
+        help="number of levels 0..1 (default 7: 0, 1/6, ..., 1) or a comma list of levels",
+    )
+    p.add_argument(
+        "--strategies",
+        default="all",
+        help="all (the six type strategies), baselines, everything, or a comma list of names",
+    )
+    p.add_argument("--out", required=True, help="ladder directory")
+    p.add_argument("--no-report", action="store_true", help="do not write report.html")
+    add_feature_arguments(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tritondiv.commands.select import options_from_args, pool_info_from_args
+    from tritondiv.ladder import run_ladder
+    from tritondiv.pool import pool_from_args
+    from tritondiv.strategies import parse_levels, parse_strategies
+
+    levels = parse_levels(args.levels)
+    strategies = parse_strategies(args.strategies)
+    options = options_from_args(args)
+    pool = pool_from_args(args)
+    index = run_ladder(
+        pool,
+        args.size,
+        args.out,
+        levels=levels,
+        strategies=strategies,
+        options=options,
+        seed=args.seed,
+        pool_info=pool_info_from_args(pool, args),
+        metrics=not args.no_metrics,
+        bleu_sample=args.bleu_sample,
+        report=not args.no_report,
+        log=lambda msg: print(msg, file=sys.stderr, flush=True),
+    )
+    print(f"{args.out}: {len(index['datasets'])} datasets in {index['seconds']:.1f} s")
+    if not args.no_report:
+        print(f"report: {args.out}/report.html")
+    return 0

@@ -1,0 +1,391 @@
+"""Datasets at several diversity levels per strategy — ``tritondiv select`` and ``ladder``.
+
+Ladder layout (read by ``tritondiv experiment``; keep it stable)::
+
+    DIR/ladder.json                      index: pool, size, levels, strategies, seed,
+                                         options, datasets [{strategy, level,
+                                         level_index, path}], timings
+    DIR/<strategy>/level-<i>/data.jsonl  the selected records, in selection order
+    DIR/<strategy>/level-<i>/manifest.json
+    DIR/token_counts.npz                 pool token frequencies per component (band plot)
+    DIR/report.html, DIR/*.png           the report (tritondiv.report)
+
+Features (embeddings, tokens, tags), type incidences, the pruning pass and the kNN graph
+are computed once per run and shared by every strategy and level. A level whose
+manifest verifies (sha256 of ``data.jsonl`` matches; same strategy, level, size, seed and
+pool fingerprint) is skipped on a rerun; a partial one is redone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tritondiv._io import save_npz_atomic, write_json_atomic
+from tritondiv.manifest import jsonable, read_manifest, verify_dataset, versions, write_dataset
+from tritondiv.strategies import (
+    COMPONENTS,
+    TYPE_STRATEGIES,
+    FeatureOptions,
+    Features,
+    Selection,
+    parse_levels,
+    parse_strategies,
+    run_strategy,
+)
+from tritondiv.types import coverage
+
+__all__ = [
+    "LADDER_FILE",
+    "TOKEN_COUNTS_FILE",
+    "dataset_metrics",
+    "level_dir",
+    "pool_fingerprint",
+    "pool_meta",
+    "run_ladder",
+    "select_dataset",
+]
+
+LADDER_FILE = "ladder.json"
+TOKEN_COUNTS_FILE = "token_counts.npz"
+
+
+def pool_fingerprint(pool: Any) -> str:
+    fp = pool.fingerprint
+    return str(fp() if callable(fp) else fp)
+
+
+def pool_meta(pool: Any, **loader_options: Any) -> dict[str, Any]:
+    """Pool description for manifests: fingerprint, size, and how it was loaded."""
+    return jsonable(
+        {
+            "fingerprint": pool_fingerprint(pool),
+            "n_samples": len(pool),
+            **{k: (str(v) if isinstance(v, Path) else v) for k, v in loader_options.items()},
+        }
+    )
+
+
+def level_dir(strategy: str, level_index: int) -> str:
+    """Relative path of a ladder dataset: ``<strategy>/level-<i>``."""
+    return f"{strategy}/level-{level_index}"
+
+
+def _component_inputs(
+    features: Features, component: str, idx: np.ndarray
+) -> tuple[list[str], Any, Any]:
+    texts_all = features.pool.component(component)
+    texts = [str(texts_all[i]) for i in idx]
+    from tritondiv.metrics import subset_tokens
+
+    if features.has("tok", component):
+        tokens = subset_tokens(features.tokens(component), idx)
+    else:
+        from tritondiv.tokens import tokenize
+
+        tokens = tokenize(texts, features.tokenizer(), progress=False)
+    pre = getattr(features.options, f"embeddings_{component}")
+    if features.has("emb", component) or pre is not None:
+        emb = features.embeddings(component)[idx]
+    else:
+        from tritondiv.features import embed_texts
+
+        emb = embed_texts(texts, features.options.embedding_model, progress=False)
+    return texts, tokens, emb
+
+
+def dataset_metrics(
+    features: Features,
+    indices: np.ndarray,
+    *,
+    seed: int = 0,
+    bleu_sample: int | None = 1000,
+    families: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Metrics of the pool rows ``indices``: per component, plus coverage per type family.
+
+    ``families`` (default: every incidence already computed) get a coverage entry
+    ``{covered, n_types, fraction}``.
+    """
+    from tritondiv.metrics import component_metrics
+
+    idx = np.asarray(indices, dtype=np.int64)
+    out: dict[str, Any] = {}
+    for component in COMPONENTS:
+        texts, tokens, emb = _component_inputs(features, component, idx)
+        out[component] = component_metrics(texts, tokens, emb, bleu_sample=bleu_sample, seed=seed)
+    fams = [f for f in TYPE_STRATEGIES if features.has("inc", f)] if families is None else families
+    cov = {}
+    for fam in fams:
+        inc = features.incidence(fam)
+        c = coverage(inc, idx)
+        cov[fam] = {
+            "covered": c,
+            "n_types": inc.n_types,
+            "fraction": c / inc.n_types if inc.n_types else 0.0,
+        }
+    out["coverage"] = cov
+    return out
+
+
+def _manifest(
+    sel: Selection,
+    *,
+    size: int,
+    seed: int,
+    level_index: int | None,
+    pool: Any,
+    pool_info: dict[str, Any],
+    options: FeatureOptions,
+    metrics: dict[str, Any] | None,
+) -> dict[str, Any]:
+    ids = pool.ids
+    man: dict[str, Any] = {
+        "strategy": sel.strategy,
+        "level": float(sel.level),
+        "level_index": level_index,
+        "size": int(size),
+        "seed": int(seed),
+        "pool": pool_info,
+        "options": options.to_dict(),
+        **sel.summary(),
+        "ids": [ids[i] for i in sel.indices],
+        "indices": sel.indices,
+        "metrics": metrics,
+        "versions": versions(),
+    }
+    return man
+
+
+def select_dataset(
+    pool: Any,
+    strategy: str,
+    level: float,
+    size: int,
+    out: str | Path,
+    *,
+    options: FeatureOptions | None = None,
+    seed: int = 0,
+    pool_info: dict[str, Any] | None = None,
+    metrics: bool = True,
+    bleu_sample: int | None = 1000,
+    features: Features | None = None,
+) -> dict[str, Any]:
+    """Select one dataset and write ``out/data.jsonl`` + ``out/manifest.json``.
+
+    Returns
+    -------
+    dict
+        The manifest as written.
+    """
+    options = options or FeatureOptions()
+    features = features or Features(pool, options, seed=seed)
+    if not 0.0 <= float(level) <= 1.0:
+        raise ValueError(f"level must lie in [0, 1], got {level}")
+    (sel,) = run_strategy(strategy, features, size, [float(level)], seed)
+    met = (
+        dataset_metrics(features, sel.indices, seed=seed, bleu_sample=bleu_sample)
+        if metrics
+        else None
+    )
+    man = _manifest(
+        sel,
+        size=size,
+        seed=seed,
+        level_index=None,
+        pool=pool,
+        pool_info=pool_info or pool_meta(pool),
+        options=options,
+        metrics=met,
+    )
+    man["timings"] = dict(features.timings)
+    records = pool.records
+    return write_dataset(out, [records[i] for i in sel.indices], man)
+
+
+def _save_token_counts(features: Features, out: Path) -> None:
+    from tritondiv.stats import token_counts
+
+    arrays: dict[str, np.ndarray] = {}
+    lo, hi = features.band("response")
+    for component in COMPONENTS:
+        tc = token_counts(features.tokens(component))
+        arrays[f"counts_{component}"] = np.asarray(tc.counts, dtype=np.int64)
+        arrays[f"doc_freq_{component}"] = np.asarray(tc.df, dtype=np.int64)
+    arrays["band"] = np.array([lo, hi], dtype=np.int64)
+    save_npz_atomic(out / TOKEN_COUNTS_FILE, **arrays)
+
+
+def run_ladder(
+    pool: Any,
+    size: int,
+    out: str | Path,
+    *,
+    levels: int | str | Sequence[float] = 7,
+    strategies: str | Sequence[str] = "all",
+    options: FeatureOptions | None = None,
+    seed: int = 0,
+    pool_info: dict[str, Any] | None = None,
+    metrics: bool = True,
+    bleu_sample: int | None = 1000,
+    report: bool = True,
+    features: Features | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Build every (strategy, level) dataset of a ladder under ``out``; resumable.
+
+    Parameters
+    ----------
+    pool : Pool
+        The pool.
+    size : int
+        Samples per dataset.
+    out : path
+        The ladder directory.
+    levels : int, str or sequence of float
+        A count (``7`` → ``0, 1/6, …, 1``) or the levels themselves.
+    strategies : str or sequence of str
+        ``all`` (the six type strategies), ``everything``, or names.
+    options : FeatureOptions
+        Feature and selection options.
+    seed : int
+        Seed of every random choice.
+    pool_info : dict, optional
+        Pool description for the manifests (default :func:`pool_meta`).
+    metrics : bool
+        Compute the diversity metrics of every dataset.
+    bleu_sample : int or None
+        Self-BLEU sample size.
+    report : bool
+        Write ``report.html`` at the end.
+    features : Features, optional
+        Precomputed features to reuse.
+    log : callable, optional
+        Receives one line per finished or skipped dataset.
+
+    Returns
+    -------
+    dict
+        The ladder index (``ladder.json``).
+    """
+    out = Path(out)
+    options = options or FeatureOptions()
+    level_values = parse_levels(levels)
+    names = parse_strategies(strategies)
+    if size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
+    if size > len(pool):
+        raise ValueError(
+            f"size {size} is larger than the pool ({len(pool)} samples): pass a smaller --size"
+        )
+    info = pool_info or pool_meta(pool)
+    fingerprint = info["fingerprint"]
+    index_path = out / LADDER_FILE
+    if index_path.is_file():
+        old = read_manifest(index_path)
+        old_fp = (old.get("pool") or {}).get("fingerprint")
+        if old_fp != fingerprint or old.get("size") != size or old.get("seed") != seed:
+            raise ValueError(
+                f"{index_path} belongs to another ladder (pool {old_fp}, size {old.get('size')}, "
+                f"seed {old.get('seed')}); pass another --out or delete {out}"
+            )
+    features = features or Features(pool, options, seed=seed)
+    say = log or (lambda _msg: None)
+    t_start = time.perf_counter()
+    index: dict[str, Any] = {
+        "ladder_version": 1,
+        "pool": info,
+        "size": int(size),
+        "levels": level_values,
+        "strategies": names,
+        "seed": int(seed),
+        "options": options.to_dict(),
+        "datasets": [
+            {"strategy": s, "level": p, "level_index": i, "path": level_dir(s, i)}
+            for s in names
+            for i, p in enumerate(level_values)
+        ],
+        "status": "running",
+        "versions": versions(),
+    }
+    write_json_atomic(index_path, jsonable(index))
+    timings: dict[str, float] = {}
+
+    def add_time(stage: str, t0: float) -> None:
+        timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - t0
+
+    todo: dict[str, list[int]] = {}
+    for s in names:
+        expect = {"strategy": s, "size": int(size), "seed": int(seed)}
+        missing = []
+        for i, p in enumerate(level_values):
+            ok, _why = verify_dataset(
+                out / level_dir(s, i), {**expect, "level": p, "level_index": i}
+            )
+            ok = (
+                ok
+                and (read_manifest(out / level_dir(s, i)).get("pool") or {}).get("fingerprint")
+                == fingerprint
+            )
+            if ok:
+                say(f"{level_dir(s, i)}: finished earlier, skipped")
+            else:
+                missing.append(i)
+        if missing:
+            todo[s] = missing
+    if todo:
+        # Every family of the ladder's strategies, computed up front (also on a resumed
+        # run) so that every manifest gets the same coverage columns.
+        families = {s if s in TYPE_STRATEGIES else f"{options.component}-macro" for s in names}
+        for fam in sorted(families):
+            features.incidence(fam)
+        if metrics:
+            for component in COMPONENTS:
+                features.tokens(component)
+                features.embeddings(component)
+        t0 = time.perf_counter()
+        _save_token_counts(features, out)
+        add_time("token-counts", t0)
+    records = pool.records
+    for s, missing in todo.items():
+        sels = run_strategy(s, features, size, [level_values[i] for i in missing], seed)
+        for i, sel in zip(missing, sels, strict=True):
+            t0 = time.perf_counter()
+            met = (
+                dataset_metrics(features, sel.indices, seed=seed, bleu_sample=bleu_sample)
+                if metrics
+                else None
+            )
+            add_time("metrics", t0)
+            t0 = time.perf_counter()
+            man = _manifest(
+                sel,
+                size=size,
+                seed=seed,
+                level_index=i,
+                pool=pool,
+                pool_info=info,
+                options=options,
+                metrics=met,
+            )
+            write_dataset(out / level_dir(s, i), [records[j] for j in sel.indices], man)
+            add_time("write", t0)
+            say(f"{level_dir(s, i)}: k={sel.k} coverage={sel.coverage}/{sel.n_types}")
+    all_timings = {**features.timings, **timings}
+    index["status"] = "finished"
+    index["timings"] = {k: round(v, 4) for k, v in all_timings.items()}
+    index["seconds"] = round(time.perf_counter() - t_start, 3)
+    write_json_atomic(index_path, jsonable(index))
+    if report:
+        from tritondiv.report import write_report
+
+        t0 = time.perf_counter()
+        write_report(out)
+        add_time("report", t0)
+        index["timings"]["report"] = round(timings["report"], 4)
+        write_json_atomic(index_path, jsonable(index))
+    return index
