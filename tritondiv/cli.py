@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 # Subcommand modules, in the order `tritondiv --help` lists them.
-COMMANDS: tuple[str, ...] = ("env", "stats", "select", "ladder", "metrics", "report", "sft")
+COMMANDS: tuple[str, ...] = ("env", "stats", "select", "ladder", "metrics", "report", "sft", "experiment")
 
 
 class CliError(Exception):

@@ -1,0 +1,607 @@
+"""``tritondiv experiment``: fine-tune on every dataset of a ladder and analyse the scores.
+
+For each ``(strategy, level)`` dataset of a ladder (``LADDER_DIR/ladder.json``), the same
+model is fine-tuned with the same configuration and seed (:func:`tritondiv.sft.train.train`),
+then scored on a fixed evaluation set that shares no sample with the ladder:
+
+- by default the **held-out loss** of the evaluation set's reference responses (mean
+  response-token negative log-likelihood; ``score = -loss``, higher is better; the
+  perplexity is recorded too);
+- with a **judge hook** (``"module:function"``), the **pairwise win rate** against a
+  baseline, as in the paper: each model answers every evaluation instruction (greedy
+  decoding), and ``judge(instructions, candidates, baselines, references)`` returns one
+  value per sample in ``[0, 1]`` (1 win, 0.5 tie, 0 loss); ``score`` is their mean. The
+  baseline answers are the base model's (before fine-tuning). :func:`reference_f1_judge`
+  is an offline example judge.
+
+Analysis, per strategy: a **Bayesian linear regression** of score on diversity level
+(:func:`bayes_linear_regression`: conjugate normal-inverse-gamma prior, weak; the slope's
+posterior mean with a 1σ band) and the **Pearson correlation** of score and level; per
+diversity metric of the dataset manifests, its Pearson correlation with the score over
+every dataset. Outputs in ``OUT``::
+
+    OUT/runs/<strategy>/level-<i>/     each fine-tuning run (tritondiv sft layout) + score.json
+    OUT/experiment.json                the manifest: inputs, config, every score, the analysis
+    OUT/summary.md                     the slope table and the metric correlations
+    OUT/score_vs_level.png             score against level per strategy, fit and 1σ band
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tritondiv._io import atomic_write, file_sha256, write_json_atomic
+
+__all__ = [
+    "analyze",
+    "bayes_linear_regression",
+    "flatten_metrics",
+    "load_judge",
+    "pearson",
+    "read_ladder",
+    "reference_f1_judge",
+    "run_experiment",
+]
+
+Judge = Callable[[Sequence[str], Sequence[str], Sequence[str], Sequence[str]], Sequence[float]]
+
+
+# ----------------------------------------------------------------------------- statistics
+def bayes_linear_regression(
+    x: Sequence[float] | np.ndarray,
+    y: Sequence[float] | np.ndarray,
+    *,
+    prior_precision: float = 1e-3,
+    a0: float = 1e-3,
+    b0_scale: float = 1e-3,
+) -> dict[str, Any]:
+    """Bayesian linear regression ``y = intercept + slope * x + noise``.
+
+    Conjugate normal-inverse-gamma prior on the centered data (``x - mean(x)``,
+    ``y - mean(y)``): coefficients ``~ N(0, σ² (prior_precision · diag(XᵀX))⁻¹)`` (so each coefficient
+    is shrunk by the same relative ``prior_precision``, whatever the spread of ``x``),
+    ``σ² ~ InvGamma(a0, b0)`` with ``b0 = b0_scale · var(y)`` (so the prior is as weak
+    whatever the score's units and offset). The marginal posterior of the coefficients is a
+    Student t with ``2 a_n`` degrees of freedom; ``slope_sd`` is its standard deviation
+    (the 1σ band). With the default weak prior the posterior mean is the least-squares
+    slope divided by ``1 + prior_precision``.
+
+    Returns
+    -------
+    dict
+        ``slope``, ``slope_sd``, ``intercept``, ``intercept_sd``, ``dof``, ``n``, and
+        ``mean``/``cov_scale`` (posterior mean vector and ``(b_n / a_n) Λ_n⁻¹``) used by
+        :func:`regression_band`.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"x and y must be 1-D of equal length; got {x.shape} and {y.shape}")
+    n = len(x)
+    if n < 2:
+        raise ValueError(f"a regression needs at least 2 points; got {n}")
+    # fit on centered data (the zero-mean prior then shrinks nothing but the slope, weakly)
+    xm, ym = float(x.mean()), float(y.mean())
+    X = np.stack([np.ones(n), x - xm], axis=1)
+    yc = y - ym
+    xtx = X.T @ X
+    lam_n = xtx + prior_precision * np.diag(np.maximum(np.diag(xtx), 1e-12))
+    mu_c = np.linalg.solve(lam_n, X.T @ yc)
+    b0 = b0_scale * max(float(np.var(y)), 1e-12)
+    a_n = a0 + n / 2.0
+    b_n = max(b0 + 0.5 * float(yc @ yc - mu_c @ lam_n @ mu_c), 1e-300)
+    dof = 2.0 * a_n
+    # back to (intercept, slope) of the original x: intercept = ym + c0 - slope * xm
+    T = np.array([[1.0, -xm], [0.0, 1.0]])
+    mu_n = T @ mu_c + np.array([ym, 0.0])
+    cov_scale = T @ ((b_n / a_n) * np.linalg.inv(lam_n)) @ T.T
+    var_factor = dof / (dof - 2.0) if dof > 2 else 1.0
+    sd = np.sqrt(np.diag(cov_scale) * var_factor)
+    return {
+        "slope": float(mu_n[1]),
+        "slope_sd": float(sd[1]),
+        "intercept": float(mu_n[0]),
+        "intercept_sd": float(sd[0]),
+        "dof": float(dof),
+        "n": int(n),
+        "mean": mu_n.tolist(),
+        "cov_scale": cov_scale.tolist(),
+    }
+
+
+def regression_band(
+    fit: dict[str, Any], xs: Sequence[float] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior mean line and its 1σ half-width at ``xs`` for a
+    :func:`bayes_linear_regression` fit."""
+    xs = np.asarray(xs, dtype=np.float64)
+    X = np.stack([np.ones_like(xs), xs], axis=1)
+    mean = X @ np.asarray(fit["mean"])
+    dof = fit["dof"]
+    var_factor = dof / (dof - 2.0) if dof > 2 else 1.0
+    var = np.einsum("ij,jk,ik->i", X, np.asarray(fit["cov_scale"]), X) * var_factor
+    return mean, np.sqrt(var)
+
+
+def pearson(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float | None:
+    """Pearson correlation; ``None`` when undefined (fewer than 2 points or a constant)."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if len(x) < 2 or np.std(x) == 0 or np.std(y) == 0:
+        return None
+    xc, yc = x - x.mean(), y - y.mean()
+    return float((xc @ yc) / math.sqrt(float(xc @ xc) * float(yc @ yc)))
+
+
+def flatten_metrics(metrics: dict[str, Any] | None, prefix: str = "") -> dict[str, float]:
+    """Numeric leaves of a nested metrics dict as ``{"response.distinct_1": value, ...}``."""
+    out: dict[str, float] = {}
+    for k, v in (metrics or {}).items():
+        name = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten_metrics(v, name + "."))
+        elif isinstance(v, bool):
+            continue
+        elif isinstance(v, (int, float)) and math.isfinite(float(v)):
+            out[name] = float(v)
+    return out
+
+
+def analyze(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Slope (Bayesian regression, 1σ) and Pearson r of score on level per strategy, and
+    each metric's Pearson r with the score over all runs. ``runs``: dicts with
+    ``strategy``, ``level``, ``score`` and optionally ``metrics`` (flat)."""
+    strategies: dict[str, Any] = {}
+    for s in dict.fromkeys(r["strategy"] for r in runs):
+        rows = sorted((r for r in runs if r["strategy"] == s), key=lambda r: r["level"])
+        lv = [r["level"] for r in rows]
+        sc = [r["score"] for r in rows]
+        entry: dict[str, Any] = {
+            "n": len(rows),
+            "levels": lv,
+            "scores": sc,
+            "pearson_r": pearson(lv, sc),
+        }
+        if len(rows) >= 2:
+            entry["fit"] = bayes_linear_regression(lv, sc)
+        entry["best_level"] = lv[int(np.argmax(sc))] if sc else None
+        strategies[s] = entry
+    names = sorted({k for r in runs for k in (r.get("metrics") or {})})
+    metric_r = {}
+    for m in names:
+        pts = [(r["metrics"][m], r["score"]) for r in runs if m in (r.get("metrics") or {})]
+        if len(pts) >= 3:
+            metric_r[m] = {
+                "pearson_r": pearson([p[0] for p in pts], [p[1] for p in pts]),
+                "n": len(pts),
+            }
+    return {"strategies": strategies, "metrics": metric_r}
+
+
+# ----------------------------------------------------------------------------- inputs
+def read_ladder(ladder_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The ladder index and its datasets: ``[{strategy, level, level_index, path,
+    manifest}]`` (``path`` absolute), in index order."""
+    root = Path(ladder_dir)
+    index_path = root / "ladder.json"
+    if not index_path.is_file():
+        raise FileNotFoundError(
+            f"{index_path} does not exist: pass a folder written by `tritondiv ladder`"
+        )
+    index = json.loads(index_path.read_text(encoding="utf-8"))
+    datasets = index.get("datasets")
+    if not datasets:
+        raise ValueError(
+            f"{index_path} lists no datasets (is the ladder finished? status={index.get('status')!r})"
+        )
+    out = []
+    for d in datasets:
+        path = root / d["path"]
+        man_path = path / "manifest.json"
+        if not (path / "data.jsonl").is_file() or not man_path.is_file():
+            raise FileNotFoundError(
+                f"{path} has no data.jsonl + manifest.json: rerun `tritondiv ladder`"
+            )
+        man = json.loads(man_path.read_text(encoding="utf-8"))
+        out.append(
+            {
+                "strategy": d.get("strategy", man.get("strategy")),
+                "level": float(d.get("level", man.get("level"))),
+                "level_index": int(d.get("level_index", man.get("level_index"))),
+                "path": path,
+                "manifest": man,
+            }
+        )
+    return index, out
+
+
+def _pair_hash(instruction: str, response: str) -> str:
+    return hashlib.sha1(f"{instruction.strip()}\x00{response.strip()}".encode()).hexdigest()
+
+
+def load_judge(spec: str) -> Judge:
+    """Import a judge from ``"package.module:function"``."""
+    mod, sep, fn = spec.partition(":")
+    if not sep or not mod or not fn:
+        raise ValueError(f"judge must look like 'package.module:function'; got {spec!r}")
+    try:
+        obj = getattr(importlib.import_module(mod), fn)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot import judge {spec!r}: {exc}") from exc
+    if not callable(obj):
+        raise TypeError(f"judge {spec!r} is not callable")
+    return obj
+
+
+def _unigram_f1(a: str, b: str) -> float:
+    from collections import Counter
+
+    ta, tb = a.lower().split(), b.lower().split()
+    if not ta or not tb:
+        return float(ta == tb)
+    common = sum((Counter(ta) & Counter(tb)).values())
+    if common == 0:
+        return 0.0
+    p, r = common / len(ta), common / len(tb)
+    return 2 * p * r / (p + r)
+
+
+def reference_f1_judge(
+    instructions: Sequence[str],
+    candidates: Sequence[str],
+    baselines: Sequence[str],
+    references: Sequence[str],
+) -> list[float]:
+    """Offline example judge: the answer with the higher unigram F1 against the reference
+    wins (1), the lower loses (0), equal is a tie (0.5). A stand-in for an LLM judge."""
+    out = []
+    for c, b, r in zip(candidates, baselines, references, strict=True):
+        fc, fb = _unigram_f1(c, r), _unigram_f1(b, r)
+        out.append(1.0 if fc > fb else 0.0 if fc < fb else 0.5)
+    return out
+
+
+def _generate(
+    model: Any,
+    tokenizer: Any,
+    instructions: Sequence[str],
+    *,
+    template: str,
+    max_new_tokens: int,
+    batch_size: int,
+) -> list[str]:
+    import torch
+
+    from tritondiv.sft.data import prompt_texts
+
+    prompts, _ = prompt_texts(tokenizer, instructions, [""] * len(instructions), template)
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    device = next(model.parameters()).device
+    model.eval()
+    outs: list[str] = []
+    try:
+        for s in range(0, len(prompts), batch_size):
+            chunk = prompts[s : s + batch_size]
+            chat = bool(getattr(tokenizer, "chat_template", None)) and template != "plain"
+            enc = tokenizer(
+                chunk, return_tensors="pt", padding=True, add_special_tokens=not chat
+            ).to(device)
+            with torch.no_grad():
+                gen = model.generate(
+                    **enc,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    pad_token_id=tokenizer.pad_token_id,
+                )
+            outs.extend(
+                tokenizer.batch_decode(
+                    gen[:, enc["input_ids"].shape[1] :], skip_special_tokens=True
+                )
+            )
+    finally:
+        tokenizer.padding_side = side
+    return [o.strip() for o in outs]
+
+
+# ----------------------------------------------------------------------------- the run
+def run_experiment(
+    ladder_dir: str | os.PathLike[str],
+    model_path: str | os.PathLike[str],
+    eval_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    config: Any = None,
+    *,
+    gguf_file: str | None = None,
+    judge: str | Judge | None = None,
+    max_new_tokens: int = 128,
+    eval_batch_size: int = 8,
+    eval_limit: int | None = None,
+    strategies: Sequence[str] | None = None,
+    allow_overlap: bool = False,
+    plot: bool = True,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Fine-tune on every dataset of the ladder, score each model, analyse; see the module
+    docstring. Finished runs and scores are reused on a rerun (resumable).
+
+    Parameters
+    ----------
+    ladder_dir : path
+        A ladder folder (``ladder.json``).
+    model_path : path
+        The base model (local folder, or a ``.gguf`` file / ``gguf_file``).
+    eval_path : path
+        Evaluation set (any pool format: instruction/response); must share no sample with
+        the ladder's datasets unless ``allow_overlap``.
+    out_dir : path
+        Output folder.
+    config : TrainConfig
+        The fine-tuning configuration, identical for every dataset.
+    judge : "module:function" or callable, optional
+        Pairwise judge; without it the score is the negative held-out loss.
+    eval_limit : int, optional
+        Use the first ``eval_limit`` evaluation samples.
+    strategies : list of str, optional
+        Only these strategies of the ladder.
+    """
+    import torch
+
+    from tritondiv.sft.data import encode_pairs, load_pairs
+    from tritondiv.sft.train import TrainConfig, evaluate_loss, load_model, train
+
+    say = log or (lambda _m: None)
+    cfg = config or TrainConfig()
+    cfg.check()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    index, datasets = read_ladder(ladder_dir)
+    if strategies:
+        unknown = sorted(set(strategies) - {d["strategy"] for d in datasets})
+        if unknown:
+            raise ValueError(
+                f"strategies {unknown} are not in the ladder ({sorted({d['strategy'] for d in datasets})})"
+            )
+        datasets = [d for d in datasets if d["strategy"] in set(strategies)]
+    eval_ins, eval_res = load_pairs(eval_path)
+    if eval_limit is not None:
+        eval_ins, eval_res = eval_ins[:eval_limit], eval_res[:eval_limit]
+    if not eval_ins:
+        raise ValueError(f"evaluation set {eval_path} has no samples")
+    eval_hashes = {_pair_hash(i, r) for i, r in zip(eval_ins, eval_res, strict=True)}
+    eval_instr = {i.strip() for i in eval_ins}
+    overlap = 0
+    for d in datasets:
+        ins, res = load_pairs(d["path"])
+        overlap += sum(
+            1
+            for i, r in zip(ins, res, strict=True)
+            if i.strip() in eval_instr and _pair_hash(i, r) in eval_hashes
+        )
+    if overlap and not allow_overlap:
+        raise ValueError(
+            f"{overlap} samples of the ladder's datasets also appear in the evaluation set {eval_path}; "
+            "carve the evaluation split out of the data before building the pool (or pass --allow-overlap)"
+        )
+    eval_sha = file_sha256(Path(eval_path)) if Path(eval_path).is_file() else str(eval_path)
+    judge_fn: Judge | None = load_judge(judge) if isinstance(judge, str) else judge
+    judge_name = judge if isinstance(judge, str) else getattr(judge, "__name__", None)
+
+    # the base model: its eval loss, and (with a judge) the baseline answers
+    base_model, tokenizer = load_model(model_path, gguf_file=gguf_file, dtype=cfg.dtype)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    base_model.to(device)
+    eval_data = encode_pairs(
+        tokenizer, eval_ins, eval_res, max_length=cfg.max_length, template=cfg.template
+    )
+    base_path = out / "base_score.json"
+    base_key = {
+        "model": str(model_path),
+        "eval_sha256": eval_sha,
+        "eval_n": len(eval_ins),
+        "response_tokens": eval_data.n_response_tokens,
+        "max_new_tokens": max_new_tokens,
+    }
+    base = json.loads(base_path.read_text(encoding="utf-8")) if base_path.is_file() else {}
+    changed = False
+    if base.get("key") != base_key:
+        base = {"key": base_key}
+    if "eval" not in base:
+        base["eval"] = evaluate_loss(
+            base_model, eval_data, batch_size=eval_batch_size, chunk_size=cfg.chunk_size
+        )
+        changed = True
+    if judge_fn is not None and "answers" not in base:
+        base["answers"] = _generate(
+            base_model,
+            tokenizer,
+            eval_ins,
+            template=cfg.template,
+            max_new_tokens=max_new_tokens,
+            batch_size=eval_batch_size,
+        )
+        changed = True
+    if changed:
+        write_json_atomic(base_path, base)
+    del base_model
+
+    runs: list[dict[str, Any]] = []
+    for k, d in enumerate(datasets):
+        rel = Path(d["strategy"]) / f"level-{d['level_index']}"
+        run_dir = out / "runs" / rel
+        say(f"[{k + 1}/{len(datasets)}] {rel} (level {d['level']:.3f})")
+        t0 = time.perf_counter()
+        man = train(
+            model_path, d["path"], run_dir, cfg, gguf_file=gguf_file, progress=progress, log=say
+        )
+        score_path = run_dir / "score.json"
+        key = {
+            **base_key,
+            "eval_sha256": eval_sha,
+            "judge": judge_name,
+            "train_seconds": man["seconds"],
+        }
+        sc = json.loads(score_path.read_text(encoding="utf-8")) if score_path.is_file() else None
+        if sc is None or sc.get("key") != key:
+            model, _tok = load_model(run_dir / "model", dtype=cfg.dtype)
+            model.to(device)
+            ev = evaluate_loss(
+                model, eval_data, batch_size=eval_batch_size, chunk_size=cfg.chunk_size
+            )
+            sc = {"key": key, "eval": ev, "score": -ev["loss"], "score_kind": "neg_eval_loss"}
+            if judge_fn is not None:
+                answers = _generate(
+                    model,
+                    tokenizer,
+                    eval_ins,
+                    template=cfg.template,
+                    max_new_tokens=max_new_tokens,
+                    batch_size=eval_batch_size,
+                )
+                verdicts = [
+                    float(v) for v in judge_fn(eval_ins, answers, base["answers"], eval_res)
+                ]
+                if len(verdicts) != len(eval_ins) or any(not 0.0 <= v <= 1.0 for v in verdicts):
+                    raise ValueError(
+                        f"judge {judge_name!r} must return one value in [0, 1] per sample"
+                    )
+                sc.update(
+                    score=float(np.mean(verdicts)),
+                    score_kind="win_rate",
+                    verdicts=verdicts,
+                    answers=answers,
+                )
+            del model
+            write_json_atomic(score_path, sc)
+        dman = d["manifest"]
+        runs.append(
+            {
+                "strategy": d["strategy"],
+                "level": d["level"],
+                "level_index": d["level_index"],
+                "dataset": str(d["path"]),
+                "dataset_size": dman.get("size"),
+                "run": str(run_dir),
+                "score": sc["score"],
+                "score_kind": sc["score_kind"],
+                "eval_loss": sc["eval"]["loss"],
+                "eval_perplexity": sc["eval"]["perplexity"],
+                "final_train_loss": man["losses"][-1],
+                "train_seconds": man["seconds"],
+                "tokens_per_second": man["tokens_per_second"],
+                "metrics": flatten_metrics(dman.get("metrics")),
+                "wall_seconds": round(time.perf_counter() - t0, 3),
+            }
+        )
+    analysis = analyze(runs)
+    result = {
+        "ladder": {
+            "dir": str(ladder_dir),
+            "pool": index.get("pool"),
+            "size": index.get("size"),
+            "levels": index.get("levels"),
+            "strategies": sorted({r["strategy"] for r in runs}),
+        },
+        "model": {"path": str(model_path), "gguf_file": gguf_file},
+        "eval": {
+            "path": str(eval_path),
+            "samples": len(eval_ins),
+            "response_tokens": eval_data.n_response_tokens,
+            "overlap_with_ladder": overlap,
+        },
+        "score": ("win rate against the base model's answers, judge " + str(judge_name))
+        if judge_fn
+        else "negative mean response-token NLL of the evaluation references (higher is better)",
+        "base": {"eval": base["eval"]},
+        "config": asdict(cfg),
+        "runs": runs,
+        "analysis": analysis,
+        "seconds": round(time.perf_counter() - t_start, 3),
+        "versions": _versions(),
+    }
+    if plot:
+        result["plot"] = _plot(runs, analysis, out / "score_vs_level.png", result["score"])
+    with atomic_write(out / "summary.md", "w", encoding="utf-8") as fh:
+        fh.write(summary_table(result))
+    write_json_atomic(out / "experiment.json", result)
+    return result
+
+
+def _versions() -> dict[str, str | None]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for pkg in ("tritondiv", "torch", "transformers", "triton", "tokenizers", "numpy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def _fmt(v: float | None, spec: str = ".3f") -> str:
+    return "n/a" if v is None else format(v, spec)
+
+
+def summary_table(result: dict[str, Any]) -> str:
+    """Markdown: the slope table (one row per strategy) and the metric correlations."""
+    an = result["analysis"]
+    lines = [
+        f"Score: {result['score']}. Base model: eval loss {result['base']['eval']['loss']:.4f}.",
+        "",
+        "| strategy | slope | ±1σ | Pearson r | score @ min level | score @ max level | best level |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s, e in an["strategies"].items():
+        fit = e.get("fit") or {}
+        lines.append(
+            f"| {s} | {_fmt(fit.get('slope'), '.4f')} | {_fmt(fit.get('slope_sd'), '.4f')} | "
+            f"{_fmt(e['pearson_r'])} | {e['scores'][0]:.4f} | {e['scores'][-1]:.4f} | {_fmt(e['best_level'])} |"
+        )
+    if an["metrics"]:
+        lines += ["", "| metric | Pearson r with score | datasets |", "|---|---:|---:|"]
+        ranked = sorted(an["metrics"].items(), key=lambda kv: -abs(kv[1]["pearson_r"] or 0.0))
+        lines += [f"| {m} | {_fmt(v['pearson_r'])} | {v['n']} |" for m, v in ranked]
+    return "\n".join(lines) + "\n"
+
+
+def _plot(
+    runs: Sequence[dict[str, Any]], analysis: dict[str, Any], path: Path, ylabel: str
+) -> str | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # pragma: no cover - the report extra is optional
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    xs = np.linspace(0.0, 1.0, 101)
+    for s, e in analysis["strategies"].items():
+        (pts,) = ax.plot(e["levels"], e["scores"], "o", label=s)
+        if "fit" in e:
+            mean, sd = regression_band(e["fit"], xs)
+            ax.plot(xs, mean, "-", color=pts.get_color(), lw=1)
+            ax.fill_between(xs, mean - sd, mean + sd, color=pts.get_color(), alpha=0.15)
+    ax.set_xlabel("diversity level")
+    ax.set_ylabel("score" if len(ylabel) > 40 else ylabel)
+    ax.set_title("score vs diversity level (fit ± 1σ)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_write(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=110)
+    plt.close(fig)
+    return str(path)
