@@ -858,3 +858,113 @@ def test_table_columns_of_the_wrong_type(tmp_path: Path) -> None:
     )
     e = _error(path)
     assert (e.record, e.field) == (0, "output") and "is a JSON null" in str(e)
+
+
+# --------------------------------------------------------------------------------------
+# the pyarrow fast path of big jsonl files equals the json path
+# --------------------------------------------------------------------------------------
+
+
+def _both_paths(path: Path, **kwargs: Any) -> tuple[Any, Any]:
+    """(fast, slow): each a Pool, or the PoolError message when loading fails."""
+    import tritondiv.pool as tp
+
+    out = []
+    for min_lines in (1, 10**12):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(tp, "_ARROW_MIN_LINES", min_lines)
+            try:
+                out.append(load_pool(path, **kwargs))
+            except PoolError as exc:
+                out.append(str(exc))
+    return out[0], out[1]
+
+
+def _same(fast: Any, slow: Any) -> None:
+    if isinstance(slow, str) or isinstance(fast, str):
+        assert fast == slow  # both fail, with the same message
+        return
+    assert fast.ids == slow.ids
+    assert fast.instruction == slow.instruction
+    assert fast.response == slow.response
+    assert fast.source == slow.source
+    assert fast.skipped == slow.skipped
+    assert fast.records == slow.records
+
+
+_id = st.one_of(
+    st.none(),
+    st.integers(-(2**70), 2**70),
+    st.text(max_size=3),
+    st.floats(allow_nan=False),
+    st.booleans(),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.lists(
+        st.fixed_dictionaries(
+            {
+                "prompt": st.one_of(
+                    st.text(max_size=5),
+                    st.sampled_from(["2020-01-01", "\ud83d\ude00", "\ud800", "x\udc00"]),
+                )
+            },
+            optional={
+                "id": _id,
+                "completion": st.one_of(st.text(max_size=5), st.none(), st.integers()),
+            },
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    ascii_only=st.booleans(),
+)
+def test_arrow_fast_path_equals_json_path(rows: list[dict[str, Any]], ascii_only: bool) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "p.jsonl"
+        path.write_text(
+            "".join(json.dumps(r, ensure_ascii=ascii_only) + "\n" for r in rows),
+            encoding="utf-8",
+            errors="surrogatepass",
+        )
+        _same(*_both_paths(path, skip_bad=True, format="prompt_completion"))
+
+
+def test_arrow_fast_path_on_a_big_file(tmp_path: Path) -> None:
+    rows: list[dict[str, Any]] = []
+    for i in range(1500):
+        row: dict[str, Any] = {"instruction": f"task {i} — ü 😀", "output": f"answer {i}"}
+        if i % 3 == 0:
+            row["input"] = None if i % 2 else ""
+        elif i % 3 == 1:
+            row["input"] = f"ctx {i}"
+        if i % 5 == 0:
+            row["id"] = i * 7
+        rows.append(row)
+    path = tmp_path / "big.jsonl"
+    path.write_text(
+        "".join(json.dumps(r, ensure_ascii=i % 2 == 0) + "\n" for i, r in enumerate(rows))
+    )
+    pool = load_pool(path)
+    assert type(pool._records.segments[0]).__name__ == "_JsonColumn"  # the fast path served it
+    fast, slow = _both_paths(path)
+    _same(fast, slow)
+    assert (
+        pool.instruction[1] == "task 1 — ü 😀\nctx 1"
+        and pool.ids[0] == "0"
+        and pool.ids[1] == "big.jsonl:1"
+    )
+    # a bad record sends the file to the json path: exact line and reason
+    rows[700]["output"] = "  "
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    e = _error(path)
+    assert (e.line, e.field) == (701, "output") and "is empty" in str(e)
+    assert [s.position for s in load_pool(path, skip_bad=True).skipped] == ["line 701"]
+    # ids that pyarrow would print differently from str() take the json path too
+    rows[700]["output"] = "ok"
+    rows[3]["id"] = 2.0
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert load_pool(path).ids[:4] == ["0", "big.jsonl:1", "big.jsonl:2", "2.0"]
+    assert load_pool(path).ids[5] == "35"
