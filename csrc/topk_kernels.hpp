@@ -36,16 +36,16 @@ struct TopkState {
     std::int64_t k = 0;
 };
 
-// Folds block rows into the heaps of state rows [row0, row0 + g.rows); candidate ids are
-// col0 + j; score = alpha * G[i, j] + (col_bias ? col_bias[j] : 0). With exclude_self,
-// pairs with row0 + i == col0 + j are skipped. Throws std::invalid_argument on bad ranges.
-void topk_merge_rows(const Block& g, std::int64_t row0, std::int64_t col0, float alpha,
-                     const float* col_bias, bool exclude_self, TopkState& st);
-
-// Folds the transposed block into the heaps of state rows [col0, col0 + g.cols); candidate
-// ids are row0 + i; score = alpha * G[i, j] + (row_bias ? row_bias[i] : 0).
-void topk_merge_cols(const Block& g, std::int64_t row0, std::int64_t col0, float alpha,
-                     const float* row_bias, bool exclude_self, TopkState& st);
+// Folds a block into the heaps. Rows: state rows [row0, row0 + g.rows) receive candidate
+// ids col0 + j with score alpha * G[i, j] + (col_bias ? col_bias[j] : 0); with
+// exclude_self, pairs with row0 + i == col0 + j are skipped. With transposed_too (an
+// off-diagonal block of X·Xᵀ: the two ranges must not overlap), state rows
+// [col0, col0 + g.cols) also receive candidate ids row0 + i with score
+// alpha * G[i, j] + (row_bias ? row_bias[i] : 0). One OpenMP region per call.
+// Throws std::invalid_argument on bad ranges.
+void topk_merge_block(const Block& g, std::int64_t row0, std::int64_t col0, float alpha,
+                      const float* col_bias, const float* row_bias, bool exclude_self,
+                      bool transposed_too, TopkState& st);
 
 // Sorts each row best-first and turns empty slots into id -1 (value stays -inf).
 void topk_finalize(TopkState& st);

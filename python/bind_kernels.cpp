@@ -50,21 +50,20 @@ TopkState state_of(py::array_t<float, py::array::c_style>& vals,
 }
 
 void topk_merge(const py::object& g_obj, std::int64_t row0, std::int64_t col0, float alpha,
-                const py::object& bias_obj, bool exclude_self, const py::object& vals_obj,
-                const py::object& ids_obj, bool transposed) {
+                const py::object& col_bias_obj, const py::object& row_bias_obj,
+                bool exclude_self, bool transposed_too, const py::object& vals_obj,
+                const py::object& ids_obj) {
     auto g = checked_array<float>(g_obj, "g", 2);
     auto vals = checked_array<float>(vals_obj, "vals", 2);
     auto ids = checked_array<std::int64_t>(ids_obj, "ids", 2);
-    py::array_t<float, py::array::c_style> keep;
+    py::array_t<float, py::array::c_style> keep_c, keep_r;
     const Block b = block_of(g);
-    const float* bias = bias_of(bias_obj, "bias", transposed ? b.rows : b.cols, keep);
+    const float* cb = bias_of(col_bias_obj, "col_bias", b.cols, keep_c);
+    const float* rb = bias_of(row_bias_obj, "row_bias", b.rows, keep_r);
     TopkState st = state_of(vals, ids);
     try {
         py::gil_scoped_release release;
-        if (transposed)
-            kernels::topk_merge_cols(b, row0, col0, alpha, bias, exclude_self, st);
-        else
-            kernels::topk_merge_rows(b, row0, col0, alpha, bias, exclude_self, st);
+        kernels::topk_merge_block(b, row0, col0, alpha, cb, rb, exclude_self, transposed_too, st);
     } catch (const std::invalid_argument& e) {
         throw py::value_error(e.what());
     }
@@ -73,29 +72,13 @@ void topk_merge(const py::object& g_obj, std::int64_t row0, std::int64_t col0, f
 }  // namespace
 
 void bind_kernels(py::module_& m) {
-    m.def(
-        "topk_merge_rows",
-        [](const py::object& g, std::int64_t row0, std::int64_t col0, float alpha,
-           const py::object& col_bias, bool exclude_self, const py::object& vals,
-           const py::object& ids) {
-            topk_merge(g, row0, col0, alpha, col_bias, exclude_self, vals, ids, false);
-        },
-        py::arg("g"), py::arg("row0"), py::arg("col0"), py::arg("alpha"), py::arg("col_bias"),
-        py::arg("exclude_self"), py::arg("vals"), py::arg("ids"),
-        "Fold a float32 block g (rows row0.., candidate ids col0..) into the running top-k "
-        "heaps (vals float32[n,k], ids int64[n,k], updated in place); score = alpha*g + "
-        "col_bias[j].");
-    m.def(
-        "topk_merge_cols",
-        [](const py::object& g, std::int64_t row0, std::int64_t col0, float alpha,
-           const py::object& row_bias, bool exclude_self, const py::object& vals,
-           const py::object& ids) {
-            topk_merge(g, row0, col0, alpha, row_bias, exclude_self, vals, ids, true);
-        },
-        py::arg("g"), py::arg("row0"), py::arg("col0"), py::arg("alpha"), py::arg("row_bias"),
-        py::arg("exclude_self"), py::arg("vals"), py::arg("ids"),
-        "Fold the transpose of g into the heaps of rows col0..; candidate ids row0..; "
-        "score = alpha*g + row_bias[i].");
+    m.def("topk_merge_block", &topk_merge, py::arg("g"), py::arg("row0"), py::arg("col0"),
+          py::arg("alpha"), py::arg("col_bias"), py::arg("row_bias"), py::arg("exclude_self"),
+          py::arg("transposed_too"), py::arg("vals"), py::arg("ids"),
+          "Fold a float32 block g into the running top-k heaps (vals float32[n,k], ids "
+          "int64[n,k], updated in place): rows row0.. get candidates col0.. scored "
+          "alpha*g + col_bias[j]; with transposed_too (off-diagonal block of X·Xᵀ) rows "
+          "col0.. also get candidates row0.. scored alpha*g + row_bias[i].");
     m.def(
         "topk_finalize",
         [](const py::object& vals_obj, const py::object& ids_obj) {

@@ -202,20 +202,35 @@ def test_property_topk_sorted_and_consistent_with_nearest(n, d, bs, seed, metric
 
 
 def test_results_identical_with_one_and_two_threads():
-    x, _ = data(300, 1, 24, seed=9)
-    x[::7] = x[0]
+    # 2100 rows with 2048-row blocks: blocks of >= 2^22 scores take the OpenMP path
+    rng = np.random.default_rng(9)
+    x = rng.integers(-2, 3, size=(2100, 6)).astype(np.float32)  # many exact ties
     try:
         td.set_num_threads(1)
-        a = td.topk(x, k=12, device="cpu", block_size=64)
-        na = td.nearest(x, x[:50], device="cpu", block_size=32)
+        a = td.topk(x, k=12, device="cpu", block_size=2048)
+        na = td.nearest(x, x[:2048], device="cpu", block_size=2048)
         td.set_num_threads(2)
-        b = td.topk(x, k=12, device="cpu", block_size=64)
-        nb = td.nearest(x, x[:50], device="cpu", block_size=32)
+        b = td.topk(x, k=12, device="cpu", block_size=2048)
+        nb = td.nearest(x, x[:2048], device="cpu", block_size=2048)
     finally:
         td.set_num_threads(0)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
     np.testing.assert_array_equal(na[1], nb[1])
+
+
+def test_core_merge_rejects_overlapping_ranges():
+    from tritondiv import _core
+
+    g = np.zeros((4, 4), dtype=np.float32)
+    vals = np.full((8, 2), -np.inf, dtype=np.float32)
+    ids = np.full((8, 2), np.iinfo(np.int64).max, dtype=np.int64)
+    with pytest.raises(ValueError, match="must not overlap"):
+        _core.topk_merge_block(g, 0, 2, 1.0, None, None, False, True, vals, ids)
+    with pytest.raises(ValueError, match="outside"):
+        _core.topk_merge_block(g, 6, 0, 1.0, None, None, False, False, vals, ids)
+    with pytest.raises(TypeError, match="float32"):
+        _core.topk_merge_block(g.astype(np.float64), 0, 4, 1.0, None, None, False, True, vals, ids)
 
 
 # ---- mean --------------------------------------------------------------------------------

@@ -96,7 +96,8 @@ def nearest(
     device : {"auto", "cpu", "triton"}
         Which path runs (see the module docstring).
     block_size : int, optional
-        Rows/columns of one tile on the CPU path (default 2048: a 16 MiB float32 block).
+        Rows/columns of one tile on the CPU path (default 4096: at most a 64 MiB float32 block,
+        kept as a per-thread scratch buffer between calls).
     progress : bool, optional
         Show a progress bar (default: only when stderr is a terminal).
 
@@ -154,7 +155,7 @@ def topk(
     device : {"auto", "cpu", "triton"}
         Which path runs.
     block_size : int, optional
-        Tile rows/columns on the CPU path (default 2048).
+        Tile rows/columns on the CPU path (default 4096).
     progress : bool, optional
         Show a progress bar (default: only when stderr is a terminal).
 

@@ -25,8 +25,8 @@ __all__ = [
 
 Metric = Literal["cosine", "sqeuclidean"]
 METRICS: tuple[str, ...] = ("cosine", "sqeuclidean")
-# Rows (and columns) of one BLAS block: a 2048 x 2048 float32 block is 16 MiB.
-DEFAULT_BLOCK = 2048
+# Rows (and columns) of one BLAS block: a 4096 x 4096 float32 block is 64 MiB.
+DEFAULT_BLOCK = 4096
 
 
 def check_metric(metric: str) -> str:
