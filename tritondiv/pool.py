@@ -1168,9 +1168,10 @@ def _build_pool(
         if bad.size and not skip_bad:
             first = int(bad[0])
             field, reason = texts.problems[first]
-            raise PoolError(
-                reason, path=block.path, field=field, hint=_BAD_RECORD_HINT, **block.where(first)
-            )
+            hint = _BAD_RECORD_HINT
+            if reason == "is empty":
+                hint += ", or allow_empty=True (--allow-empty) to keep empty texts"
+            raise PoolError(reason, path=block.path, field=field, hint=hint, **block.where(first))
         for i in bad.tolist():
             field, reason = texts.problems[i]
             skipped.append(
