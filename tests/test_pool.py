@@ -289,30 +289,34 @@ def test_malformed_json_line(tmp_path: Path) -> None:
 
 
 GOOD_ALPACA = {"instruction": "i", "input": "", "output": "o"}
+BAD_ALPACA = [
+    ({"instruction": "i", "input": "", "output": None}, "output", "is a JSON null"),
+    ({"instruction": "i", "input": "", "response": "r"}, "output", "is missing"),
+    (
+        {"instruction": 5, "input": "", "output": "o"},
+        "instruction",
+        "is a JSON number, expected a string",
+    ),
+    ({"instruction": ["x"], "output": "o"}, "instruction", "is a JSON list"),
+    ({"instruction": "i", "input": 3, "output": "o"}, "input", "expected a string or null"),
+    ({"instruction": "  \n\t", "output": "o"}, "instruction", "is empty"),
+    ({"instruction": "i", "input": "x", "output": ""}, "output", "is empty"),
+]
 
 
 @pytest.mark.parametrize(
-    ("record", "field", "words"),
+    ("record", "field", "words", "container"),
     [
-        ({"instruction": "i", "input": "", "output": None}, "output", "is a JSON null"),
-        ({"instruction": "i", "input": "", "response": "r"}, "output", "is missing"),
-        (
-            {"instruction": 5, "input": "", "output": "o"},
-            "instruction",
-            "is a JSON number, expected a string",
-        ),
-        ({"instruction": ["x"], "output": "o"}, "instruction", "is a JSON list"),
-        ({"instruction": "i", "input": 3, "output": "o"}, "input", "expected a string or null"),
-        ({"instruction": "  \n\t", "output": "o"}, "instruction", "is empty"),
-        ({"instruction": "i", "input": "x", "output": ""}, "output", "is empty"),
+        (*case, container)
+        for case in BAD_ALPACA
+        for container in ("jsonl", "json", "parquet")
+        # a parquet column has one type: a number among strings cannot be written
+        if container != "parquet" or all(type(v) not in (int, list) for v in case[0].values())
     ],
 )
-@pytest.mark.parametrize("container", ["jsonl", "json", "parquet"])
 def test_bad_alpaca_record(
     tmp_path: Path, record: dict[str, Any], field: str, words: str, container: str
 ) -> None:
-    if container == "parquet" and any(type(v) in (int, list) for v in record.values()):
-        pytest.skip("a parquet column has one type: mixed-type fields cannot be written")
     path = write([GOOD_ALPACA, GOOD_ALPACA, record], tmp_path, container)
     e = _error(path)
     assert e.path == str(path) and e.field == field
@@ -969,3 +973,81 @@ def test_arrow_fast_path_on_a_big_file(tmp_path: Path) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert load_pool(path).ids[:4] == ["0", "big.jsonl:1", "big.jsonl:2", "2.0"]
     assert load_pool(path).ids[5] == "35"
+
+
+def test_saved_dataset_dict_and_saved_dataset_inside_a_directory(tmp_path: Path) -> None:
+    import datasets
+
+    dd = datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_list(PROMPT_COMPLETION),
+            "test": datasets.Dataset.from_list(QUESTION_ANSWER),
+        }
+    )
+    dd.save_to_disk(str(tmp_path / "dd"))
+    pool = load_pool(tmp_path / "dd")  # splits in sorted name order: test, train
+    assert pool.instruction == QUESTION_ANSWER_TEXTS[0] + PROMPT_COMPLETION_TEXTS[0]
+    assert pool.ids == ["dd/test:0", "dd/test:1", "dd/train:0", "dd/train:1"]
+    assert pool.source[0] == str(tmp_path / "dd" / "test")
+    write(ALPACA, tmp_path, "jsonl", "z_last")
+    whole = load_pool(tmp_path)  # the saved dataset is one entry of the directory
+    assert whole.instruction == pool.instruction + ALPACA_TEXTS[0]
+    assert whole.ids[:4] == pool.ids
+
+
+_turn_text = st.text(min_size=1, max_size=8)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    convs=st.lists(
+        st.lists(
+            st.fixed_dictionaries(
+                {
+                    "from": st.sampled_from(["human", "gpt", "system", "user", "assistant"]),
+                    "value": _turn_text,
+                }
+            ),
+            min_size=1,
+            max_size=5,
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    first_turn_only=st.booleans(),
+)
+def test_conversations_round_trip(convs: list[list[dict[str, str]]], first_turn_only: bool) -> None:
+    rows = [{"id": f"c{i}", "conversations": c} for i, c in enumerate(convs)]
+    loaded = {}
+    with tempfile.TemporaryDirectory() as d:
+        for container in ("jsonl", "json", "parquet"):
+            loaded[container] = load_pool(
+                write(rows, Path(d), container), skip_bad=True, first_turn_only=first_turn_only
+            )
+    ref = loaded["jsonl"]
+    for pool in loaded.values():
+        assert (pool.ids, pool.instruction, pool.response) == (
+            ref.ids,
+            ref.instruction,
+            ref.response,
+        )
+        assert [s.reason for s in pool.skipped] == [s.reason for s in ref.skipped]
+        assert pool.records == [rows[int(i[1:])] for i in ref.ids]
+    # the documented rule, in plain Python
+    for row in rows:
+        turns = [(t["from"], t["value"]) for t in row["conversations"] if t["value"].strip()]
+        start = next((k for k, (r, _) in enumerate(turns) if r in ("human", "user")), None)
+        users = [v for r, v in turns if r in ("human", "user")]
+        after = (
+            [v for r, v in turns[start:] if r in ("gpt", "assistant")] if start is not None else []
+        )
+        if first_turn_only and after:
+            users = users[:1]
+            first_reply = next(v for r, v in turns[start:] if r in ("gpt", "assistant"))
+            after = [first_reply]
+        if row["id"] in ref.ids:
+            k = ref.ids.index(row["id"])
+            assert ref.instruction[k] == "\n\n".join(users)
+            assert ref.response[k] == "\n\n".join(after)
+        else:
+            assert not users or not after
