@@ -1207,7 +1207,8 @@ def load_pool(
     source : str, path-like, list of those, or None
         A pool file, a directory of pool files, a ``datasets`` ``save_to_disk`` folder, or
         a list of those (read in order). ``None`` loads the embedded default pool
-        (ShareGPT, see :func:`tritondiv.default_pool`). See the module docstring for the
+        (ShareGPT, see :func:`tritondiv.default_pool`; it always skips its conversations
+        that give no sample, listing them in :attr:`Pool.skipped`). See the module docstring for the
         file types and record formats.
     format : str
         ``"auto"`` (detect per file from its first record) or one of ``"alpaca"``,
