@@ -229,7 +229,7 @@ def test_column_tagger() -> None:
         },
     )
     assert tag_pool(pool, "instruction", ColumnTagger("tags")) == [["x", "y"], [], ["z"]]
-    with pytest.raises(ValueError, match=r"no field 'missing'"):
+    with pytest.raises(ValueError, match=r"cannot read tags from field 'missing'"):
         tag_pool(pool, "instruction", ColumnTagger("missing"))
     with pytest.raises(ValueError, match=r"field 'bad' of sample 1 .*list of strings"):
         tag_pool(pool, "instruction", ColumnTagger("bad"))
@@ -555,3 +555,31 @@ def test_keyphrase_tags_per_sample_on_real_slice(shared_data: Path) -> None:
     # raw: 4 per sample; normalization keeps most (min_count=1 here: the slice is small)
     assert 3.0 <= rep.tags_per_sample_mean <= 4.0
     assert rep.untagged <= 0.02 * len(texts)
+
+
+def test_column_tagger_and_cache_on_a_real_pool(tmp_path: Path) -> None:
+    from tritondiv.pool import load_pool
+
+    recs = [
+        {
+            "instruction": "Sort numbers in Python.",
+            "output": "sorted(x)",
+            "tags": ["Coding", "sorting"],
+        },
+        {"instruction": "Capital of France?", "output": "Paris", "tags": ["geography"]},
+        {"instruction": "Add 2 and 3.", "output": "5", "tags": []},
+    ]
+    path = tmp_path / "pool.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8")
+    pool = load_pool(path)
+    assert tag_pool(pool, "instruction", ColumnTagger("tags")) == [
+        ["Coding", "sorting"],
+        ["geography"],
+        [],
+    ]
+    with pytest.raises(ValueError, match=r"cannot read tags from field 'nope'"):
+        tag_pool(pool, "instruction", ColumnTagger("nope"))
+    tagger = CountingTagger()
+    a = tag_pool(pool, "response", tagger)
+    assert a == [["sorted(x)"], ["paris"], ["5"]]
+    assert tag_pool(load_pool(path), "response", tagger) == a and tagger.calls == 1

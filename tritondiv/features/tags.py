@@ -85,8 +85,9 @@ class ColumnTagger:
             values = pool.column(self.field)
         except (KeyError, ValueError) as exc:
             raise ValueError(
-                f"the pool has no field {self.field!r} to read tags from ({exc}); "
-                "name a list-of-strings field, or use the 'keyphrase' or 'llm' tagger"
+                f"cannot read tags from field {self.field!r} of the pool: {exc}; name a "
+                "list-of-strings field that every record carries, or use the 'keyphrase' or "
+                "'llm' tagger"
             ) from exc
         out: list[list[str]] = []
         for i, v in enumerate(values):
