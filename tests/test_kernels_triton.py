@@ -194,3 +194,18 @@ def test_triton_rejects_bad_input():
         tk.nearest_triton(torch.ones(3, 2, dtype=torch.int32), torch.ones(3, 2))
     with pytest.raises(ValueError, match="power of two"):
         tk.nearest_triton(torch.ones(3, 2), torch.ones(3, 2), block_n=24)
+
+
+def test_kmeans_and_knn_graph_on_the_triton_path():
+    import tritondiv as td
+
+    g = torch.Generator().manual_seed(5)
+    base = torch.randn(3, 8, generator=g)
+    x = (base.repeat_interleave(20, dim=0) + 0.05 * torch.randn(60, 8, generator=g)).numpy()
+    r_t = td.kmeans(x, 3, seed=2, iters=5, device="triton")
+    r_c = td.kmeans(x, 3, seed=2, iters=5, device="cpu")
+    np.testing.assert_array_equal(r_t.labels, r_c.labels)
+    assert r_t.objective == pytest.approx(r_c.objective, rel=1e-4, abs=1e-4)
+    g_t = td.knn_graph(x, 4, device="triton")
+    g_c = td.knn_graph(x, 4, device="cpu")
+    np.testing.assert_allclose(g_t.toarray(), g_c.toarray(), atol=1e-5)

@@ -88,7 +88,7 @@ def kmeans(
     Initialization ``"k-means++"`` (default): greedy k-means++ (D² sampling with
     ``D² = 2(1 − cos)``, ``2 + ln k`` candidates per step, the one lowering the potential most)
     over a seeded uniform subsample of ``init_sample`` rows (default
-    ``min(N, max(16384, 4·n_clusters))``, which keeps the k passes in cache);
+    ``min(N, max(8192, 8·n_clusters))``, which keeps the k passes in cache);
     ``"random"``: ``n_clusters`` distinct random rows.
 
     Empty clusters: after an update, each empty cluster is reseeded with one of the rows
@@ -136,7 +136,7 @@ def kmeans(
     if init == "random":
         centers = xs[np.sort(rng.choice(n, size=k, replace=False))].copy()
     else:
-        m = min(n, max(16384, 4 * k)) if init_sample is None else int(init_sample)
+        m = min(n, max(8192, 8 * k)) if init_sample is None else int(init_sample)
         if not k <= m <= n:
             raise ValueError(f"init_sample must be in [n_clusters={k}, N={n}], got {m}")
         sub = xs if m == n else xs[np.sort(rng.choice(n, size=m, replace=False))]
