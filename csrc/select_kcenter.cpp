@@ -119,6 +119,51 @@ __attribute__((target("avx2,fma,f16c"))) double sqdist_f16_avx2(const std::uint1
     }
     return s;
 }
+// Squared distance accumulated in float32 (the fast screen). All terms are >= 0, so its
+// relative error is below ~(d / 16 + 4) * 2^-24 (16 lanes); kApproxSlack covers d <= 4096.
+constexpr double kApproxSlack = 1e-4;
+__attribute__((target("avx2,fma"))) float sqdist_f32_fast(const float* a, const float* b,
+                                                          std::int64_t d) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    std::int64_t k = 0;
+    for (; k + 16 <= d; k += 16) {
+        const __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k));
+        const __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(a + k + 8), _mm256_loadu_ps(b + k + 8));
+        acc0 = _mm256_fmadd_ps(d0, d0, acc0);
+        acc1 = _mm256_fmadd_ps(d1, d1, acc1);
+    }
+    const __m256 v = _mm256_add_ps(acc0, acc1);
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    s4 = _mm_add_ss(s4, _mm_shuffle_ps(s4, s4, 1));
+    float s = _mm_cvtss_f32(s4);
+    for (; k < d; ++k) {
+        const float t = a[k] - b[k];
+        s += t * t;
+    }
+    return s;
+}
+__attribute__((target("avx2,fma,f16c"))) float sqdist_f16_fast(const std::uint16_t* a,
+                                                               const std::uint16_t* b,
+                                                               std::int64_t d) {
+    __m256 acc0 = _mm256_setzero_ps();
+    std::int64_t k = 0;
+    for (; k + 8 <= d; k += 8) {
+        const __m256 x = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + k)));
+        const __m256 y = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + k)));
+        const __m256 t = _mm256_sub_ps(x, y);
+        acc0 = _mm256_fmadd_ps(t, t, acc0);
+    }
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(acc0), _mm256_extractf128_ps(acc0, 1));
+    s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    s4 = _mm_add_ss(s4, _mm_shuffle_ps(s4, s4, 1));
+    float s = _mm_cvtss_f32(s4);
+    for (; k < d; ++k) {
+        const float t = half_to_float(a[k]) - half_to_float(b[k]);
+        s += t * t;
+    }
+    return s;
+}
 bool cpu_has_avx2() {
     static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
                            __builtin_cpu_supports("f16c");
@@ -131,6 +176,19 @@ struct Dist {
     bool f16;
     std::int64_t d;
     bool simd;
+    // Exact squared distance if it may be below `bound`; otherwise any value >= bound.
+    double below(std::int64_t i, std::int64_t j, double bound) const {
+#if TRITONDIV_X86
+        if (simd && d <= 4096) {
+            const double a = f16 ? sqdist_f16_fast(static_cast<const std::uint16_t*>(X) + i * d,
+                                                   static_cast<const std::uint16_t*>(X) + j * d, d)
+                                 : sqdist_f32_fast(static_cast<const float*>(X) + i * d,
+                                                   static_cast<const float*>(X) + j * d, d);
+            if (a >= bound * (1.0 + kApproxSlack)) return a;
+        }
+#endif
+        return (*this)(i, j);
+    }
     double operator()(std::int64_t i, std::int64_t j) const {
         if (f16) {
             const auto* p = static_cast<const std::uint16_t*>(X);
@@ -232,7 +290,7 @@ KCenterOut kcenter_greedy(const void* X, bool is_f16, std::int64_t N, std::int64
                 double v = mind[x];
                 std::int32_t c = checked[x];
                 for (; c < m && !(v < floor_v); ++c) {
-                    const double nd = dist(x, out.indices[c]);
+                    const double nd = dist.below(x, out.indices[c], v);
                     if (nd < v) v = nd;
                 }
                 batch_evals[b] = c - checked[x];
