@@ -134,8 +134,8 @@ def test_ce_chunk_torch_gradient_is_softmax_minus_onehot() -> None:
 def test_shift_and_chunk_defaults() -> None:
     lab = torch.tensor([[1, 2, 3], [4, 5, 6]])
     assert shift_labels(lab).tolist() == [[2, 3, IGNORE_INDEX], [5, 6, IGNORE_INDEX]]
-    assert default_chunk_size(49_152) == 64
-    assert default_chunk_size(32_000) == 128
+    assert default_chunk_size(49_152) == 128
+    assert default_chunk_size(32_000) == 256
     assert default_chunk_size(10) >= 16
 
 

@@ -75,9 +75,9 @@ def ce_chunk_torch(
     return loss
 
 
-def default_chunk_size(vocab_size: int, budget_elements: int = 1 << 22) -> int:
+def default_chunk_size(vocab_size: int, budget_elements: int = 1 << 23) -> int:
     """Rows per chunk so that one chunk of float32 logits holds about ``budget_elements``
-    (16 MiB by default): a power of two, at least 16."""
+    (32 MiB by default): a power of two, at least 16."""
     rows = max(1, budget_elements // max(1, vocab_size))
     return max(16, 1 << (rows.bit_length() - 1))
 
@@ -141,12 +141,19 @@ class _ChunkedLinearCE(torch.autograd.Function):
     @staticmethod
     def backward(ctx: torch.autograd.function.FunctionCtx, grad_out: torch.Tensor):  # type: ignore[override]
         grad_h, grad_w, grad_b = ctx.saved_tensors
-        if grad_h is not None:
-            grad_h = grad_h * grad_out.to(grad_h.dtype)
+        # The stored gradients belong to this Function alone: scale them in place (no
+        # weight-sized copy), and skip the scaling for the usual upstream gradient of 1.
+        one = grad_out.numel() == 1 and float(grad_out) == 1.0
+        if grad_h is not None and not one:
+            grad_h = grad_h.mul_(grad_out.to(grad_h.dtype))
         if grad_w is not None:
-            grad_w = (grad_w * grad_out).to(ctx.weight_dtype)
+            if not one:
+                grad_w.mul_(grad_out)
+            grad_w = grad_w.to(ctx.weight_dtype)
         if grad_b is not None:
-            grad_b = (grad_b * grad_out).to(ctx.bias_dtype)
+            if not one:
+                grad_b.mul_(grad_out)
+            grad_b = grad_b.to(ctx.bias_dtype)
         return grad_h, grad_w, grad_b, None, None, None, None
 
 
