@@ -55,7 +55,7 @@ def child(
     h = torch.randn(batch, seq, hidden)
     w = (torch.randn(vocab, hidden) / hidden**0.5).requires_grad_(True)
     labels = torch.randint(0, vocab, (batch, seq))
-    labels[:, : int(round(seq * (1 - frac)))] = IGNORE_INDEX
+    labels[:, : round(seq * (1 - frac))] = IGNORE_INDEX
     hh = h.clone().requires_grad_(True)
 
     if method == "plain":
