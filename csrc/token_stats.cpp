@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 
@@ -207,13 +208,13 @@ TokenCounts token_counts(const CsrView<std::int32_t>& t, std::int32_t vocab) {
                         my_bad = std::min(my_bad, p);
                         break;
                     }
+                    // Branch-free: whether the id is new in this row is unpredictable.
                     Cell& cell = c[id];
+                    const std::int64_t fresh = cell.last != row;
                     ++cell.count;
-                    if (cell.last != row) {
-                        cell.last = row;
-                        ++cell.df;
-                        ++nd;
-                    }
+                    cell.last = row;
+                    cell.df += fresh;
+                    nd += static_cast<std::int32_t>(fresh);
                 }
                 out.lengths[r] = e - b;
                 out.distinct[r] = nd;
@@ -336,67 +337,224 @@ BandIncidence band_incidence(const CsrView<std::int32_t>& t, std::int32_t vocab,
 
 namespace {
 
-// Distinct bigrams with an exact V*V bitmap (shared, set with check-then-atomic-or: most
-// bigrams repeat, so the common path is a plain read of a line both cores keep cached).
+// A zeroed bitmap of `words` 64-bit words. Fresh pages cost a page fault each on first
+// touch (~0.3 s for the 128 MiB bitmap of a 32k vocabulary on the reference machine), so one
+// process-wide workspace is kept for reuse (the bitmap, at most 256 MiB, and the bucket
+// buffers, 16 MiB per thread) and
+// handed back cleared; a call that finds it in use gets a private bitmap.
+constexpr std::size_t bitmap_words(std::uint64_t V) { return static_cast<std::size_t>((V * V + 63) / 64); }
+constexpr std::uint64_t kMaxBitmapVocab = 46341;
+
+class BitmapLease {
+   public:
+    // `words` zeroed words (bits()) and `extra` words of scratch (scratch()). The bitmap
+    // must be handed back all zero; the scratch may hold anything.
+    BitmapLease(std::size_t words, std::size_t extra) {
+        if (mu().try_lock()) {
+            shared_ = true;
+            auto& ws = zeroed();
+            if (ws.size() < words) {
+                ws.clear();
+                ws.shrink_to_fit();
+                ws.assign(words, 0);
+            }
+            auto& sc = scratch_ws();
+            if (sc.size() < extra) {
+                sc.clear();
+                sc.shrink_to_fit();
+                sc.resize(extra);
+            }
+            bits_ = ws.data();
+            scratch_ = sc.data();
+        } else {
+            own_bits_.assign(words, 0);
+            own_scratch_.resize(extra);
+            bits_ = own_bits_.data();
+            scratch_ = own_scratch_.data();
+        }
+    }
+    ~BitmapLease() {
+        if (shared_) mu().unlock();
+    }
+    BitmapLease(const BitmapLease&) = delete;
+    BitmapLease& operator=(const BitmapLease&) = delete;
+    std::uint64_t* bits() const { return bits_; }
+    std::uint64_t* scratch() const { return scratch_; }
+
+   private:
+    static std::mutex& mu() {
+        static std::mutex m;
+        return m;
+    }
+    static std::vector<std::uint64_t>& zeroed() {
+        static std::vector<std::uint64_t> ws;
+        return ws;
+    }
+    static std::vector<std::uint64_t>& scratch_ws() {
+        static std::vector<std::uint64_t> ws;
+        return ws;
+    }
+    bool shared_ = false;
+    std::vector<std::uint64_t> own_bits_, own_scratch_;
+    std::uint64_t* bits_ = nullptr;
+    std::uint64_t* scratch_ = nullptr;
+};
+
+// Distinct bigrams with an exact bitmap over (rank(a), rank(b)) pairs, ranks by decreasing
+// frequency. Setting bits straight from the token stream is a random access into V*V bits
+// (128 MiB for 32k ids) per bigram, latency-bound. Instead each thread turns a block of its
+// samples into 32-bit pair codes bucketed by bitmap slice (kSliceShift: 512 KiB slices that
+// stay in L2) and then the slices are filled one at a time, each by one thread (no atomics).
+constexpr int kSliceShift = 22;
+constexpr std::int64_t kBlockCodes = std::int64_t(1) << 22;
+
 std::int64_t distinct_bigrams_bitmap(const CsrView<std::int32_t>& t, std::int32_t vocab,
-                                     std::vector<std::int64_t>& bad, int T) {
+                                     Span<const std::int64_t> counts, std::vector<std::int64_t>& bad, int T) {
     const auto V = static_cast<std::uint64_t>(vocab);
-    const std::size_t words = static_cast<std::size_t>((V * V + 63) / 64);
-    std::vector<std::uint64_t> bits(words, 0);
-    std::uint64_t* bw = bits.data();
-    const auto bounds = row_chunks(t, T);
-    const auto nchunks = static_cast<std::int64_t>(bounds.size() - 1);
+    std::vector<std::uint32_t> rank(static_cast<std::size_t>(vocab));
+    {
+        std::vector<std::int32_t> order(static_cast<std::size_t>(vocab));
+        for (std::int32_t v = 0; v < vocab; ++v) order[static_cast<std::size_t>(v)] = v;
+        std::stable_sort(order.begin(), order.end(), [&](std::int32_t a, std::int32_t b) {
+            return counts[static_cast<std::size_t>(a)] > counts[static_cast<std::size_t>(b)];
+        });
+        for (std::size_t i = 0; i < order.size(); ++i)
+            rank[static_cast<std::size_t>(order[i])] = static_cast<std::uint32_t>(i);
+    }
+    const std::uint32_t* rk = rank.data();
+    const std::size_t rows = t.rows();
     const std::int64_t* off = t.offsets.data;
     const std::int32_t* ids = t.values.data;
+    const std::size_t words = bitmap_words(V);
+    const std::size_t P = static_cast<std::size_t>((V * V) >> kSliceShift) + 1;
+
+    // Static split of the rows into T ranges of about equal tokens; block buffers sized for
+    // kBlockCodes codes or the longest sample, whichever is larger.
+    std::vector<std::size_t> tb(static_cast<std::size_t>(T) + 1, rows);
+    tb[0] = 0;
+    const auto nnz = static_cast<std::int64_t>(t.values.size);
+    for (int k = 1; k < T; ++k) {
+        const std::int64_t target = nnz / T * k;
+        tb[static_cast<std::size_t>(k)] =
+            static_cast<std::size_t>(std::lower_bound(off, off + rows + 1, target) - off);
+        tb[static_cast<std::size_t>(k)] = std::min(std::max(tb[static_cast<std::size_t>(k)], tb[k - 1]), rows);
+    }
+    std::int64_t longest = 0;
+    for (std::size_t r = 0; r < rows; ++r) longest = std::max(longest, off[r + 1] - off[r]);
+    const std::size_t buf_codes = static_cast<std::size_t>(std::max(kBlockCodes, longest));
+    const std::size_t buf_words = (buf_codes + 1) / 2;
+    BitmapLease lease(words, buf_words * static_cast<std::size_t>(T));
+    std::uint64_t* bw = lease.bits();
+    std::vector<std::uint32_t*> bufs(static_cast<std::size_t>(T));
+    for (int k = 0; k < T; ++k)
+        bufs[static_cast<std::size_t>(k)] =
+            reinterpret_cast<std::uint32_t*>(lease.scratch() + buf_words * static_cast<std::size_t>(k));
+    std::vector<std::vector<std::size_t>> starts(static_cast<std::size_t>(T), std::vector<std::size_t>(P + 1));
+    std::vector<std::vector<std::size_t>> cursor(static_cast<std::size_t>(T), std::vector<std::size_t>(P));
+    std::vector<char> more(static_cast<std::size_t>(T), 1);
+
 #if TRITONDIV_HAVE_OPENMP
 #pragma omp parallel num_threads(T)
 #endif
     {
         const int tid = thread_id();
+        const auto ut = static_cast<std::size_t>(tid);
+        std::size_t r = tb[ut];
+        const std::size_t rend = tb[ut + 1];
         std::int64_t my_bad = kNoBad;
-#if TRITONDIV_HAVE_OPENMP
-#pragma omp for schedule(dynamic, 1)
-#endif
-        for (std::int64_t ch = 0; ch < nchunks; ++ch) {
-            for (std::size_t r = bounds[static_cast<std::size_t>(ch)]; r < bounds[static_cast<std::size_t>(ch) + 1];
-                 ++r) {
-                const std::int64_t b = off[r], e = off[r + 1];
+        std::uint32_t* buf = bufs[ut];
+        std::size_t* st = starts[ut].data();
+        std::size_t* cur = cursor[ut].data();
+        // Visits the codes of rows [r0, r1) (each row stops at its first bad id).
+        auto for_codes = [&](std::size_t r0, std::size_t r1, bool record, auto&& f) {
+            for (std::size_t q = r0; q < r1; ++q) {
+                const std::int64_t b = off[q], e = off[q + 1];
                 if (b == e) continue;
                 if (out_of_range(ids[b], vocab)) {
-                    my_bad = std::min(my_bad, b);
+                    if (record) my_bad = std::min(my_bad, b);
                     continue;
                 }
-                std::uint64_t prev = static_cast<std::uint64_t>(ids[b]) * V;
+                std::uint32_t prev = rk[ids[b]] * static_cast<std::uint32_t>(V);
                 for (std::int64_t p = b + 1; p < e; ++p) {
                     const std::int32_t id = ids[p];
                     if (out_of_range(id, vocab)) {
-                        my_bad = std::min(my_bad, p);
+                        if (record) my_bad = std::min(my_bad, p);
                         break;
                     }
-                    const std::uint64_t code = prev + static_cast<std::uint64_t>(id);
-                    std::uint64_t* w = bw + (code >> 6);
-                    const std::uint64_t m = 1ULL << (code & 63);
-                    if (!(__atomic_load_n(w, __ATOMIC_RELAXED) & m)) __atomic_fetch_or(w, m, __ATOMIC_RELAXED);
-                    prev = static_cast<std::uint64_t>(id) * V;
+                    const std::uint32_t rb = rk[id];
+                    f(prev + rb);
+                    prev = rb * static_cast<std::uint32_t>(V);
                 }
             }
+        };
+        for (;;) {
+            // Phase 1: this thread's next block, bucketed by slice (count, then scatter).
+            std::size_t r2 = r;
+            std::int64_t n_codes = 0;
+            while (r2 < rend) {
+                const std::int64_t c = std::max<std::int64_t>(0, off[r2 + 1] - off[r2] - 1);
+                if (n_codes > 0 && n_codes + c > kBlockCodes) break;
+                n_codes += c;
+                ++r2;
+            }
+            std::fill(st, st + P + 1, std::size_t(0));
+            for_codes(r, r2, true, [&](std::uint32_t code) { ++st[(code >> kSliceShift) + 1]; });
+            for (std::size_t p = 0; p < P; ++p) {
+                st[p + 1] += st[p];
+                cur[p] = st[p];
+            }
+            for_codes(r, r2, false, [&](std::uint32_t code) { buf[cur[code >> kSliceShift]++] = code; });
+            r = r2;
+            more[ut] = r < rend;
+#if TRITONDIV_HAVE_OPENMP
+#pragma omp barrier
+#pragma omp for schedule(dynamic, 4)
+#endif
+            // Phase 2: each slice is filled by one thread from every thread's bucket.
+            for (std::int64_t p = 0; p < static_cast<std::int64_t>(P); ++p) {
+                for (int k = 0; k < T; ++k) {
+                    const std::uint32_t* src = bufs[static_cast<std::size_t>(k)];
+                    const std::size_t* sk = starts[static_cast<std::size_t>(k)].data();
+                    for (std::size_t i = sk[p]; i < sk[p + 1]; ++i) {
+                        // Test first: most pairs repeat, and a plain read does not chain
+                        // on the previous store to the same word.
+                        const std::uint32_t code = src[i];
+                        std::uint64_t& w = bw[code >> 6];
+                        const std::uint64_t m = 1ULL << (code & 63);
+                        if (!(w & m)) w |= m;
+                    }
+                }
+            }
+            bool any = false;
+            for (int k = 0; k < T; ++k) any = any || more[static_cast<std::size_t>(k)];
+#if TRITONDIV_HAVE_OPENMP
+#pragma omp barrier
+#endif
+            if (!any) break;
         }
-        bad[static_cast<std::size_t>(tid)] = std::min(bad[static_cast<std::size_t>(tid)], my_bad);
+        bad[ut] = std::min(bad[ut], my_bad);
     }
     std::int64_t distinct = 0;
     const auto nw = static_cast<std::int64_t>(words);
 #if TRITONDIV_HAVE_OPENMP
 #pragma omp parallel for schedule(static) reduction(+ : distinct) num_threads(T)
 #endif
-    for (std::int64_t i = 0; i < nw; ++i) distinct += __builtin_popcountll(bw[i]);
+    for (std::int64_t i = 0; i < nw; ++i) {
+        distinct += __builtin_popcountll(bw[i]);
+        bw[i] = 0;  // hand the workspace back cleared
+    }
     return distinct;
 }
 
 }  // namespace
 
-NgramCount distinct_ngrams(const CsrView<std::int32_t>& t, std::int32_t vocab, int n) {
+NgramCount distinct_ngrams(const CsrView<std::int32_t>& t, std::int32_t vocab, int n,
+                           Span<const std::int64_t> counts) {
     check_vocab(vocab);
     check_n(n);
+    if (!counts.empty() && counts.size != static_cast<std::size_t>(vocab))
+        throw std::invalid_argument("counts must be empty or have vocab_size=" + std::to_string(vocab) +
+                                    " entries, got " + std::to_string(counts.size));
     NgramCount out;
     out.total = total_ngrams(t, n);
     const int T = num_threads();
@@ -413,8 +571,13 @@ NgramCount distinct_ngrams(const CsrView<std::int32_t>& t, std::int32_t vocab, i
     }
     // Exact bitmap for bigrams when it is small next to the data it summarizes.
     const auto V = static_cast<std::uint64_t>(vocab);
-    if (n == 2 && V <= 46341 && V * V / 8 <= static_cast<std::uint64_t>(out.total) * 8) {
-        out.distinct = distinct_bigrams_bitmap(t, vocab, bad, T);
+    if (n == 2 && V <= kMaxBitmapVocab && bitmap_words(V) <= static_cast<std::uint64_t>(out.total) * 8) {
+        std::vector<std::int64_t> own;
+        if (counts.empty()) {
+            own = token_counts(t, vocab).counts;  // also validates the ids
+            counts = Span<const std::int64_t>(own.data(), own.size());
+        }
+        out.distinct = distinct_bigrams_bitmap(t, vocab, counts, bad, T);
         rethrow_bad(t, bad, vocab);
         return out;
     }
@@ -432,7 +595,7 @@ NgramCount distinct_ngrams(const CsrView<std::int32_t>& t, std::int32_t vocab, i
     std::vector<std::int64_t> slice_distinct(static_cast<std::size_t>(S), 0);
     ExceptionCapture cap;
     const std::size_t init_cap =
-        next_pow2(static_cast<std::size_t>(std::min<std::int64_t>(out.total / S * 2 + 16, 1 << 22)));
+        next_pow2(static_cast<std::size_t>(std::min<std::int64_t>(out.total / S * 2 + 16, 1 << 16)));
 #if TRITONDIV_HAVE_OPENMP
 #pragma omp parallel num_threads(T)
 #endif

@@ -46,7 +46,10 @@ struct NgramCount {
     std::int64_t total = 0;  // sum over samples of max(0, length - n + 1)
 };
 
-NgramCount distinct_ngrams(const CsrView<std::int32_t>& tokens, std::int32_t vocab_size, int n);
+// `counts` (optional, empty or [vocab_size]: the token occurrence counts) only orders the
+// bigram bitmap by frequency rank for cache locality; it never changes the result.
+NgramCount distinct_ngrams(const CsrView<std::int32_t>& tokens, std::int32_t vocab_size, int n,
+                           Span<const std::int64_t> counts = {});
 
 // Distinct n-grams within each sample (same keys as above), [rows].
 std::vector<std::int64_t> distinct_ngrams_per_sample(const CsrView<std::int32_t>& tokens,

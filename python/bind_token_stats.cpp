@@ -64,15 +64,23 @@ void bind_token_stats(py::module_& m) {
 
     m.def(
         "distinct_ngrams",
-        [](const py::object& offsets_obj, const py::object& ids_obj, std::int32_t vocab_size, int n) {
+        [](const py::object& offsets_obj, const py::object& ids_obj, std::int32_t vocab_size, int n,
+           const py::object& counts_obj) {
             auto offsets = checked_array<std::int64_t>(offsets_obj, "offsets", 1);
             auto ids = checked_array<std::int32_t>(ids_obj, "ids", 1);
             auto view = tokens_view(offsets, ids);
-            auto r = run_core([&] { return distinct_ngrams(view, vocab_size, n); });
+            py::array_t<std::int64_t, py::array::c_style> counts;
+            Span<const std::int64_t> cs;
+            if (!counts_obj.is_none()) {
+                counts = checked_array<std::int64_t>(counts_obj, "counts", 1);
+                cs = span_of(counts);
+            }
+            auto r = run_core([&] { return distinct_ngrams(view, vocab_size, n, cs); });
             return py::make_tuple(r.distinct, r.total);
         },
-        py::arg("offsets"), py::arg("ids"), py::arg("vocab_size"), py::arg("n"),
-        "(distinct, total) n-grams over the whole set, n in 1..4 (64-bit keys; exact for n <= 2).");
+        py::arg("offsets"), py::arg("ids"), py::arg("vocab_size"), py::arg("n"), py::arg("counts") = py::none(),
+        "(distinct, total) n-grams over the whole set, n in 1..4 (64-bit keys; exact for n <= 2). "
+        "counts (optional int64[V] occurrences) only speeds up n = 2.");
 
     m.def(
         "distinct_ngrams_per_sample",

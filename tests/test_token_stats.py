@@ -388,3 +388,18 @@ def test_cli_stats(tmp_path, capsys):
     # errors are one line with exit code 2
     assert main(["stats", str(pool_file), "--lo", "ten", "--no-progress"]) == 2
     assert "threshold 'ten'" in capsys.readouterr().err
+
+
+def test_bigram_workspace_reuse_across_sizes(rng):
+    # The bigram bitmap and its scratch buffers are reused between calls of different
+    # vocabulary sizes; every call must still start from a clean bitmap.
+    def ref(off, ids, vocab):
+        rows = [ids[off[i] : off[i + 1]].tolist() for i in range(off.size - 1)]
+        return ref_distinct(rows, 2)
+
+    for vocab, n_rows in ((30, 400), (3000, 300), (30, 50), (3000, 20), (7, 3)):
+        lengths = rng.integers(0, 60, n_rows)
+        off = np.zeros(n_rows + 1, np.int64)
+        np.cumsum(lengths, out=off[1:])
+        ids = rng.integers(0, vocab, int(off[-1])).astype(np.int32)
+        assert _core.distinct_ngrams(off, ids, vocab, 2) == ref(off, ids, vocab)

@@ -369,7 +369,7 @@ def token_stats(
         if n == 1:
             d, total = int(used.sum()), t.n_tokens
         else:
-            d, total = core.distinct_ngrams(t.offsets, t.ids, t.vocab_size, n)
+            d, total = core.distinct_ngrams(t.offsets, t.ids, t.vocab_size, n, counts)
         distinct[n] = float(d) / total if total else math.nan
     h = float(core.entropy_nats(counts))
     row_types = inc.row_lengths()
