@@ -176,34 +176,41 @@ struct Dist {
     bool f16;
     std::int64_t d;
     bool simd;
+    std::size_t row_bytes() const { return static_cast<std::size_t>(d) * (f16 ? 2 : 4); }
+    const void* row(std::int64_t i) const {
+        return static_cast<const unsigned char*>(X) + static_cast<std::size_t>(i) * row_bytes();
+    }
     // Exact squared distance if it may be below `bound`; otherwise any value >= bound.
-    double below(std::int64_t i, std::int64_t j, double bound) const {
+    double below(const void* a, const void* b, double bound) const {
 #if TRITONDIV_X86
         if (simd && d <= 4096) {
-            const double a = f16 ? sqdist_f16_fast(static_cast<const std::uint16_t*>(X) + i * d,
-                                                   static_cast<const std::uint16_t*>(X) + j * d, d)
-                                 : sqdist_f32_fast(static_cast<const float*>(X) + i * d,
-                                                   static_cast<const float*>(X) + j * d, d);
-            if (a >= bound * (1.0 + kApproxSlack)) return a;
+            const double approx =
+                f16 ? sqdist_f16_fast(static_cast<const std::uint16_t*>(a), static_cast<const std::uint16_t*>(b), d)
+                    : sqdist_f32_fast(static_cast<const float*>(a), static_cast<const float*>(b), d);
+            if (approx >= bound * (1.0 + kApproxSlack)) return approx;
         }
 #endif
-        return (*this)(i, j);
+        return exact(a, b);
     }
-    double operator()(std::int64_t i, std::int64_t j) const {
+    double exact(const void* a, const void* b) const {
         if (f16) {
-            const auto* p = static_cast<const std::uint16_t*>(X);
+            const auto* p = static_cast<const std::uint16_t*>(a);
+            const auto* q = static_cast<const std::uint16_t*>(b);
 #if TRITONDIV_X86
-            if (simd) return sqdist_f16_avx2(p + i * d, p + j * d, d);
+            if (simd) return sqdist_f16_avx2(p, q, d);
 #endif
-            return sqdist_f16_scalar(p + i * d, p + j * d, d);
+            return sqdist_f16_scalar(p, q, d);
         }
-        const auto* p = static_cast<const float*>(X);
+        const auto* p = static_cast<const float*>(a);
+        const auto* q = static_cast<const float*>(b);
 #if TRITONDIV_X86
-        if (simd) return sqdist_f32_avx2(p + i * d, p + j * d, d);
+        if (simd) return sqdist_f32_avx2(p, q, d);
 #endif
-        return sqdist_f32_scalar(p + i * d, p + j * d, d);
+        return sqdist_f32_scalar(p, q, d);
     }
 };
+
+constexpr std::int64_t kParallelWork = 1 << 18;
 
 struct HeapItem {
     double v;        // squared distance to the nearest center checked so far (upper bound)
@@ -241,11 +248,20 @@ KCenterOut kcenter_greedy(const void* X, bool is_f16, std::int64_t N, std::int64
     // is an upper bound of x's true distance to the chosen set.
     std::vector<double> mind(static_cast<std::size_t>(N));
     std::vector<std::int32_t> checked(static_cast<std::size_t>(N), 1);
-    out.indices.push_back(first);
+    // the chosen centers' rows, packed contiguously (the update loops stream over them)
+    const std::size_t rb = dist.row_bytes();
+    std::vector<unsigned char> centers;
+    centers.reserve(static_cast<std::size_t>(n) * rb);
+    auto add_center = [&](std::int64_t c) {
+        out.indices.push_back(c);
+        const auto* r = static_cast<const unsigned char*>(dist.row(c));
+        centers.insert(centers.end(), r, r + rb);
+    };
+    add_center(first);
 #if TRITONDIV_HAVE_OPENMP
 #pragma omp parallel for schedule(static)
 #endif
-    for (std::int64_t i = 0; i < N; ++i) mind[i] = dist(i, first);
+    for (std::int64_t i = 0; i < N; ++i) mind[i] = dist.exact(dist.row(i), dist.row(first));
     std::int64_t evals = N;
     std::vector<HeapItem> heap;
     heap.reserve(static_cast<std::size_t>(N));
@@ -258,7 +274,7 @@ KCenterOut kcenter_greedy(const void* X, bool is_f16, std::int64_t N, std::int64
 #if TRITONDIV_HAVE_OPENMP
     threads = omp_get_max_threads();
 #endif
-    const std::int64_t batch_cap = 16 * static_cast<std::int64_t>(threads);
+    const std::int64_t batch_cap = 64 * static_cast<std::int64_t>(threads);
     std::vector<HeapItem> batch;
     std::vector<std::int64_t> batch_evals;
     // Brings the heap top up to date: pops stale entries (checked < m centers) in batches,
@@ -282,15 +298,19 @@ KCenterOut kcenter_greedy(const void* X, bool is_f16, std::int64_t N, std::int64
             if (batch.empty()) return;
             const auto B = static_cast<std::int64_t>(batch.size());
             batch_evals.assign(static_cast<std::size_t>(B), 0);
+            std::int64_t work = 0;  // upper bound of the distances this batch computes
+            for (std::int64_t b = 0; b < B; ++b) work += m - checked[batch[b].i];
+            // a parallel region costs microseconds: only worth it for enough distances
 #if TRITONDIV_HAVE_OPENMP
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (work >= kParallelWork)
 #endif
             for (std::int64_t b = 0; b < B; ++b) {
                 const auto x = batch[b].i;
                 double v = mind[x];
+                const void* xr = dist.row(x);
                 std::int32_t c = checked[x];
                 for (; c < m && !(v < floor_v); ++c) {
-                    const double nd = dist.below(x, out.indices[c], v);
+                    const double nd = dist.below(xr, centers.data() + static_cast<std::size_t>(c) * rb, v);
                     if (nd < v) v = nd;
                 }
                 batch_evals[b] = c - checked[x];
@@ -313,7 +333,7 @@ KCenterOut kcenter_greedy(const void* X, bool is_f16, std::int64_t N, std::int64
         std::pop_heap(heap.begin(), heap.end(), less);
         const auto c = heap.back().i;
         heap.pop_back();
-        out.indices.push_back(c);
+        add_center(c);
         settle();
         out.sq_radii.push_back(heap.empty() ? 0.0 : heap.front().v);
     }
