@@ -119,7 +119,7 @@ def test_keyphrase_tags_are_phrases_of_the_text(kp: KeyphraseTagger) -> None:
 
 
 def test_keyphrase_plain_topk_matches_reference(kp: KeyphraseTagger) -> None:
-    plain = KeyphraseTagger(top_k=3, use_mmr=False, progress=False)
+    plain = KeyphraseTagger(top_k=3, use_mmr=False, min_df=None, max_df=None, progress=False)
     got = plain.tag(TEXTS[:4])
     docs = embed_texts(TEXTS[:4], progress=False)
     for i, text in enumerate(TEXTS[:4]):
@@ -131,7 +131,9 @@ def test_keyphrase_plain_topk_matches_reference(kp: KeyphraseTagger) -> None:
 
 
 def test_keyphrase_mmr_matches_reference() -> None:
-    tagger = KeyphraseTagger(top_k=3, diversity=0.6, nr_candidates=8, progress=False)
+    tagger = KeyphraseTagger(
+        top_k=3, diversity=0.6, nr_candidates=8, min_df=None, max_df=None, progress=False
+    )
     got = tagger.tag(TEXTS[:4])
     docs = embed_texts(TEXTS[:4], progress=False)
     for i, text in enumerate(TEXTS[:4]):
@@ -152,6 +154,29 @@ def test_keyphrase_mmr_matches_reference() -> None:
         assert got[i] == [cands[j] for j in chosen], i
 
 
+def test_keyphrase_prefers_phrases_shared_across_the_pool() -> None:
+    texts = [
+        "Train a neural network to classify images of cats.",
+        "Explain how a neural network learns with gradient descent.",
+        "Use gradient descent to fit a linear regression model.",
+        "Bake a chocolate cake for a birthday party.",
+        "Write a haiku about autumn leaves.",
+        "List three prime numbers.",
+    ] + [f"Filler sentence about {w}." for w in ("apples", "bananas", "cherries", "dates")]
+    tagger = KeyphraseTagger(progress=False)
+    got = tagger.tag(texts)
+    shared = {"neural network", "neural", "network", "gradient descent", "gradient", "descent"}
+    for row in got[:3]:
+        assert row and set(row) <= shared, row
+    assert set(got[3]) & {"chocolate cake", "birthday party", "bake", "cake"}  # no shared: its own
+    # "filler sentence" occurs in 4 of 10 texts: > max_df * 10, too generic; the fruit is theirs
+    for row, fruit in zip(got[6:], ("apples", "bananas", "cherries", "dates"), strict=True):
+        assert row == [fruit]
+    # without the pool filter the first text may use its own phrases
+    free = KeyphraseTagger(min_df=None, max_df=None, progress=False).tag(texts[:1])
+    assert set(free[0]) - shared
+
+
 def test_keyphrase_errors(kp: KeyphraseTagger) -> None:
     with pytest.raises(ValueError, match="doc_embeddings has shape"):
         kp.tag(TEXTS[:2], doc_embeddings=np.zeros((3, 384), np.float32))
@@ -163,6 +188,10 @@ def test_keyphrase_errors(kp: KeyphraseTagger) -> None:
         KeyphraseTagger(top_k=0)
     with pytest.raises(ValueError, match="diversity"):
         KeyphraseTagger(diversity=1.5)
+    with pytest.raises(ValueError, match="min_df"):
+        KeyphraseTagger(min_df=0)
+    with pytest.raises(ValueError, match="max_df"):
+        KeyphraseTagger(max_df=0.0)
 
 
 # ----------------------------------------------------------------------------- tag_pool

@@ -183,6 +183,14 @@ def extract_candidates(
     return list(seen)
 
 
+def _member(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    """``values`` found in the sorted array ``sorted_keys`` (boolean mask)."""
+    if sorted_keys.size == 0:
+        return np.zeros(values.size, dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_keys, values), sorted_keys.size - 1)
+    return sorted_keys[at] == values
+
+
 class KeyphraseTagger:
     """KeyBERT-style keyphrase tagger, fully offline (the default meso tagger).
 
@@ -190,6 +198,15 @@ class KeyphraseTagger:
     same sentence model as the text; the ``top_k`` phrases most similar (cosine) to the
     text's embedding are its tags - optionally chosen by maximal marginal relevance (MMR)
     among the ``nr_candidates`` best, to avoid near-identical tags.
+
+    Candidates are first restricted to phrases *shared* across the texts of the call (the
+    pool): a phrase must occur in at least ``min_df`` texts and, when the pool is large
+    enough (``max_df * N >= min_df``), in at most ``max_df * N`` of them - the thresholds
+    of :func:`~tritondiv.features.tag_normalize.normalize_tags`, so that tags become types
+    several samples share rather than names that normalization drops as rare. A text
+    with no shared candidate keeps its own non-generic ones (or, if it has only generic
+    ones, those). Tags thus depend on the whole set of
+    texts tagged together (never on their order or batching).
 
     Work is batched: all candidate phrases of a batch of texts are de-duplicated (across the
     whole pool: phrase embeddings are kept in memory) and embedded at once; scoring and
@@ -215,6 +232,10 @@ class KeyphraseTagger:
         Texts per batch.
     max_seq_length : int
         Model tokens per text embedding.
+    min_df : int or None
+        Minimum number of texts a candidate phrase must occur in (default 2; None: no limit).
+    max_df : float or None
+        Maximum fraction of texts a candidate may occur in (default 0.2; None: no limit).
     progress : bool
         Show a progress bar.
     """
@@ -231,9 +252,15 @@ class KeyphraseTagger:
         max_words: int = 128,
         batch_size: int = 512,
         max_seq_length: int = 128,
+        min_df: int | None = 2,
+        max_df: float | None = 0.2,
         progress: bool = True,
     ) -> None:
         lo, hi = (int(x) for x in ngram_range)
+        if min_df is not None and int(min_df) < 1:
+            raise ValueError(f"min_df must be >= 1 or None, got {min_df!r}")
+        if max_df is not None and not 0.0 < float(max_df) <= 1.0:
+            raise ValueError(f"max_df must be a fraction in (0, 1] or None, got {max_df!r}")
         if not 1 <= lo <= hi:
             raise ValueError(
                 f"ngram_range must be (lo, hi) with 1 <= lo <= hi, got {ngram_range!r}"
@@ -251,6 +278,8 @@ class KeyphraseTagger:
         self.max_words = int(max_words)
         self.batch_size = int(batch_size)
         self.max_seq_length = int(max_seq_length)
+        self.min_df = None if min_df is None else int(min_df)
+        self.max_df = None if max_df is None else float(max_df)
         self.progress = bool(progress)
         self.name = "keyphrase"
         self._phrase_id: dict[str, int] = {}
@@ -271,9 +300,37 @@ class KeyphraseTagger:
                 "nr_candidates": self.nr_candidates,
                 "max_words": self.max_words,
                 "max_seq_length": self.max_seq_length,
+                "min_df": self.min_df,
+                "max_df": self.max_df,
             },
             sort_keys=True,
         )
+
+    def _shared_phrases(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+        """Sorted hashes of the candidate phrases allowed by ``min_df``/``max_df``, and of
+        the too generic ones (above ``max_df``)."""
+        if self.min_df is None and self.max_df is None:
+            return None
+        n = len(texts)
+        keys = np.fromiter(
+            (
+                hash(p)
+                for t in texts
+                for p in extract_candidates(t, self.ngram_range, self.max_words)
+            ),
+            dtype=np.int64,
+        )
+        keys.sort()
+        if keys.size == 0:
+            return keys, keys
+        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+        df = np.diff(np.r_[starts, keys.size])
+        lo = self.min_df or 1
+        generic = np.zeros(starts.size, dtype=bool)
+        if self.max_df is not None and self.max_df * n >= lo:
+            generic = df > self.max_df * n
+        ok = (df >= lo) & ~generic
+        return keys[starts[ok]], keys[starts[generic]]
 
     def _embed_phrases(self, phrases: list[str]) -> np.ndarray:
         """Row ids of ``phrases`` in the phrase store, embedding the unseen ones."""
@@ -317,6 +374,7 @@ class KeyphraseTagger:
                 raise ValueError(
                     f"doc_embeddings has shape {doc_embeddings.shape}; expected ({n}, d) for {n} texts"
                 )
+        shared = self._shared_phrases(texts)
         out: list[list[str]] = []
         bar = tqdm(total=n, desc="keyphrase tags", unit="text", disable=not self.progress)
         try:
@@ -328,19 +386,32 @@ class KeyphraseTagger:
                     )
                 else:
                     docs = doc_embeddings[s : s + self.batch_size]
-                out.extend(self._tag_batch(chunk, docs))
+                out.extend(self._tag_batch(chunk, docs, shared))
                 bar.update(len(chunk))
         finally:
             bar.close()
         return out
 
-    def _tag_batch(self, texts: list[str], docs: np.ndarray) -> list[list[str]]:
+    def _tag_batch(
+        self, texts: list[str], docs: np.ndarray, shared: np.ndarray | None
+    ) -> list[list[str]]:
         cands = [extract_candidates(t, self.ngram_range, self.max_words) for t in texts]
         b = len(texts)
         counts = np.fromiter((len(c) for c in cands), dtype=np.int64, count=b)
         flat = [p for c in cands for p in c]
         if not flat:
             return [[] for _ in range(b)]
+        if shared is not None:
+            # keep the pool-shared candidates; a text with none keeps its own non-generic
+            # ones, and a text with only generic ones keeps those
+            h = np.fromiter((hash(p) for p in flat), dtype=np.int64, count=len(flat))
+            ok, generic = (_member(h, keys) for keys in shared)
+            owner = np.repeat(np.arange(b), counts)
+            has_ok = np.bincount(owner, weights=ok, minlength=b) > 0
+            has_specific = np.bincount(owner, weights=~generic, minlength=b) > 0
+            keep = ok | (~has_ok[owner] & (~generic | ~has_specific[owner]))
+            flat = [p for p, k in zip(flat, keep.tolist(), strict=True) if k]
+            counts = np.bincount(owner[keep], minlength=b).astype(np.int64)
         pid = self._embed_phrases(flat)
         text_idx = np.repeat(np.arange(b, dtype=np.int64), counts)
         pos = np.arange(pid.size, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
