@@ -23,7 +23,7 @@ _EXPORTS: dict[str, str] = {
     "Pool": "tritondiv.pool",
     "PoolError": "tritondiv.pool",
     "load_pool": "tritondiv.pool",
-    "default_pool": "tritondiv.default_pool",
+    "default_pool": "tritondiv.sharegpt",
     # tokens and token statistics
     "TokenCSR": "tritondiv.tokens",
     "load_tokenizer": "tritondiv.tokens",

@@ -1249,7 +1249,7 @@ def load_pool(
             raise ValueError(
                 f"the default pool is in ShareGPT format; format={format!r} does not apply"
             )
-        from tritondiv.default_pool import default_pool
+        from tritondiv.sharegpt import default_pool
 
         return default_pool(limit=limit, first_turn_only=first_turn_only)
     sources = [source] if isinstance(source, str | os.PathLike) else list(source)

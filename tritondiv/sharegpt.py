@@ -26,8 +26,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import sys
-import types
 from pathlib import Path
 from typing import Any
 
@@ -289,18 +287,3 @@ def _read_records(cache: Path) -> Any:
     import pyarrow.parquet as pq
 
     return pq.read_table(cache, columns=["record"]).column(0)
-
-
-class _CallableModule(types.ModuleType):
-    """Importing this submodule binds ``tritondiv.default_pool`` to the module (the import
-    system sets the package attribute), shadowing the lazily exported function of the same
-    name. Calling the module calls the function, so ``tritondiv.default_pool(...)`` works
-    whichever of the two the name is bound to."""
-
-    def __call__(
-        self, *, limit: int | None = None, progress: bool = True, first_turn_only: bool = False
-    ) -> Pool:
-        return default_pool(limit=limit, progress=progress, first_turn_only=first_turn_only)
-
-
-sys.modules[__name__].__class__ = _CallableModule

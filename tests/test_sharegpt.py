@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-import tritondiv.default_pool as dp
+import tritondiv.sharegpt as dp
 from tritondiv import Pool, PoolError, default_pool, load_pool
-from tritondiv.default_pool import (
+from tritondiv.sharegpt import (
     EXPECTED_CONVERSATIONS,
     EXPECTED_SAMPLES,
     SOURCE,
@@ -68,7 +68,7 @@ def test_package_file_located_without_import() -> None:
         fh.seek(-64, 2)
         assert not fh.read().rstrip().endswith(b"]")
     code = (
-        "import sys; from tritondiv.default_pool import sharegpt_json_path; sharegpt_json_path(); "
+        "import sys; from tritondiv.sharegpt import sharegpt_json_path; sharegpt_json_path(); "
         "print(sorted(m for m in sys.modules if m.startswith(('sharegpt', 'torch', 'datasets'))))"
     )
     out = subprocess.run(
@@ -174,21 +174,8 @@ def test_default_pool_cache_is_used(full_pool: Pool, monkeypatch: pytest.MonkeyP
         default_pool(limit=-2)
 
 
-def test_package_name_is_callable_whichever_binding(full_pool: Pool) -> None:
+def test_public_default_pool_is_the_function(full_pool: Pool) -> None:
     import tritondiv
 
-    # importing the submodule rebinds tritondiv.default_pool to the module: it stays callable
-    assert callable(tritondiv.default_pool)
-    assert tritondiv.default_pool(limit=2).ids == full_pool.ids[:2]
-    assert dp.default_pool(limit=2, progress=False).ids == full_pool.ids[:2]
-
-
-def test_limit_reports_only_skips_before_the_cut(full_pool: Pool) -> None:
-    first_skip = int(full_pool.skipped[0].position.split()[1])
-    before = default_pool(
-        limit=first_skip, progress=False
-    )  # samples 0..first_skip-1 are records 0..
-    assert before.skipped == [] and before.ids == full_pool.ids[:first_skip]
-    after = default_pool(limit=first_skip + 1, progress=False)
-    assert after.skipped == full_pool.skipped[:1]
-    assert default_pool(limit=0, progress=False).skipped == []
+    assert tritondiv.default_pool is dp.default_pool
+    assert tritondiv.default_pool(limit=2, progress=False).ids == full_pool.ids[:2]
