@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -115,7 +116,7 @@ def test_ladder_layout_crash_resume_metrics_and_report(
     # coverage non-decreasing in level, for every strategy
     for s in TYPE_STRATEGIES:
         covs = [read_manifest(out / level_dir(s, i))["coverage"] for i in range(N_LEVELS)]
-        assert all(a <= b for a, b in zip(covs, covs[1:], strict=False)), (s, covs)
+        assert all(a <= b for a, b in itertools.pairwise(covs)), (s, covs)
 
     # response-micro: token entropy and distinct-1 of the responses rise from level 0 to 1
     m0 = read_manifest(out / level_dir("response-micro", 0))["metrics"]["response"]

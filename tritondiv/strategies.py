@@ -93,6 +93,9 @@ class FeatureOptions:
     tagger : str
         ``keyphrase`` (offline default), ``column:FIELD`` or ``llm:PATH`` (a model
         directory, or a ``.gguf`` file inside one).
+    tag_max_words : int or None
+        Keyphrase tagger: candidate phrases from the first ``tag_max_words`` words of a
+        text (``None``: the tagger's default, 128).
     lo, hi : str or int
         Micro band thresholds: occurrence counts, or ``"Fx"`` = F times the pool size
         (see :func:`tritondiv.types.resolve_band`).
@@ -119,6 +122,7 @@ class FeatureOptions:
     embedding_model: str | None = None
     tokenizer: str | None = None
     tagger: str = "keyphrase"
+    tag_max_words: int | None = None
     lo: str | int = 10
     hi: str | int = 500
     topics: int | None = None
@@ -163,14 +167,25 @@ class Selection:
         }
 
 
-def make_tagger(spec: str, *, embedding_model: str | None = None, progress: bool = True) -> Any:
-    """Build a tagger from ``keyphrase``, ``column:FIELD`` or ``llm:PATH``."""
+def make_tagger(
+    spec: str,
+    *,
+    embedding_model: str | None = None,
+    progress: bool = True,
+    max_words: int | None = None,
+) -> Any:
+    """Build a tagger from ``keyphrase``, ``column:FIELD`` or ``llm:PATH``.
+
+    ``max_words``: the keyphrase tagger draws candidate phrases from the first
+    ``max_words`` words of each text (its default when ``None``).
+    """
     from pathlib import Path
 
     from tritondiv import features as F
 
     if spec == "keyphrase":
-        return F.KeyphraseTagger(model=embedding_model, progress=progress)
+        kwargs: dict[str, Any] = {} if max_words is None else {"max_words": int(max_words)}
+        return F.KeyphraseTagger(model=embedding_model, progress=progress, **kwargs)
     if spec.startswith("column:") and len(spec) > len("column:"):
         return F.ColumnTagger(spec.split(":", 1)[1])
     if spec.startswith("llm:") and len(spec) > len("llm:"):
@@ -276,6 +291,7 @@ class Features:
                 self.options.tagger,
                 embedding_model=self.options.embedding_model,
                 progress=self.options.progress,
+                max_words=self.options.tag_max_words,
             )
             return tag_pool(self.pool, component, tagger, cache=self.options.cache)
 

@@ -46,6 +46,13 @@ def add_feature_arguments(p: argparse.ArgumentParser) -> None:
         "or llm:PATH (a local causal LM directory or .gguf file)",
     )
     g.add_argument(
+        "--tag-max-words",
+        type=int,
+        metavar="N",
+        help="keyphrase tagger: candidate phrases from the first N words of each text "
+        "(default 128; smaller is faster)",
+    )
+    g.add_argument(
         "--tokenizer",
         metavar="PATH",
         help="tokenizer of the model to be fine-tuned (tokenizer.json or its directory; default: the project default)",
@@ -94,6 +101,8 @@ def options_from_args(args: argparse.Namespace) -> Any:
 
     if args.topics is not None and args.topics < 1:
         raise ValueError(f"--topics must be >= 1, got {args.topics}")
+    if args.tag_max_words is not None and args.tag_max_words < 1:
+        raise ValueError(f"--tag-max-words must be >= 1, got {args.tag_max_words}")
     resolve_band(args.lo, args.hi, 1_000_000)  # syntax check before any featurization
     return FeatureOptions(
         embeddings_instruction=args.embeddings_instruction,
@@ -101,6 +110,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
         embedding_model=args.embedding_model,
         tokenizer=args.tokenizer,
         tagger=args.tagger,
+        tag_max_words=args.tag_max_words,
         lo=args.lo,
         hi=args.hi,
         topics=args.topics,
