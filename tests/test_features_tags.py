@@ -578,37 +578,16 @@ def test_keyphrase_tags_per_sample_on_real_slice(shared_data: Path) -> None:
     raw = tagger.tag(texts)
     elapsed = time.perf_counter() - t
     assert all(len(r) <= 4 for r in raw)
-    assert sum(len(r) == 4 for r in raw) >= 0.9 * len(raw)
-    _, rep = normalize_tags(raw, min_count=1)
-    print(f"\nkeyphrase tagger: {len(texts) / elapsed:.1f} samples/s; {rep.summary()}")
-    # raw: 4 per sample; normalization keeps most (min_count=1 here: the slice is small)
-    assert 3.0 <= rep.tags_per_sample_mean <= 4.0
-    assert rep.untagged <= 0.02 * len(texts)
-
-
-def test_column_tagger_and_cache_on_a_real_pool(tmp_path: Path) -> None:
-    from tritondiv.pool import load_pool
-
-    recs = [
-        {
-            "instruction": "Sort numbers in Python.",
-            "output": "sorted(x)",
-            "tags": ["Coding", "sorting"],
-        },
-        {"instruction": "Capital of France?", "output": "Paris", "tags": ["geography"]},
-        {"instruction": "Add 2 and 3.", "output": "5", "tags": []},
-    ]
-    path = tmp_path / "pool.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8")
-    pool = load_pool(path)
-    assert tag_pool(pool, "instruction", ColumnTagger("tags")) == [
-        ["Coding", "sorting"],
-        ["geography"],
-        [],
-    ]
-    with pytest.raises(ValueError, match=r"cannot read tags from field 'nope'"):
-        tag_pool(pool, "instruction", ColumnTagger("nope"))
-    tagger = CountingTagger()
-    a = tag_pool(pool, "response", tagger)
-    assert a == [["sorted(x)"], ["paris"], ["5"]]
-    assert tag_pool(load_pool(path), "response", tagger) == a and tagger.calls == 1
+    raw_mean = float(np.mean([len(r) for r in raw]))
+    assert raw_mean >= 3.5
+    for text, row in zip(texts, raw, strict=True):
+        assert all(t in _flat(text) for t in row)
+    _, rep = normalize_tags(raw)  # the defaults: max_df 0.2, min_count 2, merge at cosine 0.9
+    print(
+        f"\nkeyphrase tagger: {len(texts) / elapsed:.1f} samples/s; raw {raw_mean:.2f} tags/sample; "
+        f"{rep.summary()}"
+    )
+    # tags are chosen among phrases several samples share, so most survive normalization
+    # even on this small slice (about 3 per sample on a 1,000-sample slice)
+    assert rep.tags_per_sample_mean >= 1.5
+    assert rep.untagged <= 0.15 * len(texts)
