@@ -211,6 +211,8 @@ struct Dist {
 };
 
 constexpr std::int64_t kParallelWork = 1 << 18;
+// Center-center distance bounds are kept (n^2 floats) up to this many centers.
+constexpr std::int64_t kMaxTriangleCenters = 16384;
 
 struct HeapItem {
     double v;        // squared distance to the nearest center checked so far (upper bound)
@@ -252,10 +254,32 @@ KCenterOut kcenter_greedy(const void* X, bool is_f16, std::int64_t N, std::int64
     const std::size_t rb = dist.row_bytes();
     std::vector<unsigned char> centers;
     centers.reserve(static_cast<std::size_t>(n) * rb);
+    // owner[x]: position of the center achieving mind[x]. cc: lower bounds of the distances
+    // between centers (packed lower triangle), for the triangle inequality: a center c with
+    // d(owner, c) >= 2 d(x, owner) cannot be closer to x than its owner.
+    std::vector<std::int32_t> owner(static_cast<std::size_t>(N), 0);
+    const bool use_cc = n <= kMaxTriangleCenters;
+    std::vector<float> cc;
+    // row o holds d(o, c) for the later centers c > o, so one point's scan reads one row
+    // contiguously
+    if (use_cc) cc.assign(static_cast<std::size_t>(n) * static_cast<std::size_t>(n), 0.0f);
+    const auto nn = static_cast<std::size_t>(n);
+    auto cc_at = [&](std::int64_t hi, std::int64_t lo) { return cc[static_cast<std::size_t>(lo) * nn + hi]; };
     auto add_center = [&](std::int64_t c) {
+        const auto m = static_cast<std::int64_t>(out.indices.size());
         out.indices.push_back(c);
         const auto* r = static_cast<const unsigned char*>(dist.row(c));
         centers.insert(centers.end(), r, r + rb);
+        if (!use_cc || m == 0) return;
+        const void* cr = centers.data() + static_cast<std::size_t>(m) * rb;
+#if TRITONDIV_HAVE_OPENMP
+#pragma omp parallel for schedule(static) if (m * d >= kParallelWork * 64)
+#endif
+        for (std::int64_t o = 0; o < m; ++o) {
+            // any value below the true distance is a valid bound: shrink the float32 screen
+            const double a = dist.below(cr, centers.data() + static_cast<std::size_t>(o) * rb, 0.0);
+            cc[static_cast<std::size_t>(o) * nn + m] = static_cast<float>(std::sqrt(a / (1.0 + kApproxSlack)) * (1.0 - 1e-6));
+        }
     };
     add_center(first);
 #if TRITONDIV_HAVE_OPENMP
@@ -307,14 +331,24 @@ KCenterOut kcenter_greedy(const void* X, bool is_f16, std::int64_t N, std::int64
             for (std::int64_t b = 0; b < B; ++b) {
                 const auto x = batch[b].i;
                 double v = mind[x];
+                std::int32_t a = owner[x];
+                double skip_at = 2.0 * std::sqrt(v) * (1.0 + 1e-7) + 1e-12;
                 const void* xr = dist.row(x);
                 std::int32_t c = checked[x];
+                std::int64_t ev = 0;
                 for (; c < m && !(v < floor_v); ++c) {
+                    if (use_cc && cc_at(c, a) >= skip_at) continue;  // a < checked[x] <= c
                     const double nd = dist.below(xr, centers.data() + static_cast<std::size_t>(c) * rb, v);
-                    if (nd < v) v = nd;
+                    ++ev;
+                    if (nd < v) {
+                        v = nd;
+                        a = c;
+                        skip_at = 2.0 * std::sqrt(v) * (1.0 + 1e-7) + 1e-12;
+                    }
                 }
-                batch_evals[b] = c - checked[x];
+                batch_evals[b] = ev;
                 mind[x] = v;
+                owner[x] = a;
                 checked[x] = c;
                 batch[b].v = v;
             }

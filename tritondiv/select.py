@@ -516,10 +516,22 @@ def select_types_ladder(
     n = _check_n(n, inc.n_samples, "the pool")
     w = _weights(weights, inc.n_samples)
     pr = prune_types(inc, seed=seed)
-    return [
-        _select_at(inc, pr, n, p, g, quota, epsilon, w, seed)
-        for p in _progress(levels, len(levels), "levels", progress)
-    ]
+    # Levels are independent greedy runs over nested pools: run them on the core's threads
+    # (the C++ releases the GIL); each result is deterministic, so the order of completion
+    # does not matter.
+    workers = max(1, min(len(levels), int(_core.num_threads())))
+    if workers == 1:
+        return [
+            _select_at(inc, pr, n, p, g, quota, epsilon, w, seed)
+            for p in _progress(levels, len(levels), "levels", progress)
+        ]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [
+            pool.submit(_select_at, inc, pr, n, p, g, quota, epsilon, w, seed) for p in levels
+        ]
+        return [f.result() for f in _progress(futures, len(futures), "levels", progress)]
 
 
 # ---- embedding selectors ----------------------------------------------------------------
