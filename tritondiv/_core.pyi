@@ -64,3 +64,43 @@ def argmax_merge_rows(
     best_val: npt.NDArray[np.float32],
     best_id: npt.NDArray[np.int64],
 ) -> None: ...
+
+# ---- selection engine (python/bind_select.cpp) ----
+# Incidence: offsets int64[N+1], types int32[nnz] in [0, n_types). ValueError on bad input.
+def prune_types(
+    offsets: npt.NDArray[np.int64], types: npt.NDArray[np.int32], n_types: int, seed: int
+) -> dict[str, object]: ...  # k_max, removal_order, removal_support, sample_step, pool_order, pool_sizes
+def balanced_greedy(
+    offsets: npt.NDArray[np.int64],
+    types: npt.NDArray[np.int32],
+    n_types: int,
+    candidates: npt.NDArray[np.int64],
+    n: int,
+    g: int,  # 0 log1p, 1 sqrt, 2 min(c, quota)
+    quota: float,
+    weights: npt.NDArray[np.float64],  # empty = unweighted, else float64[N]
+    epsilon: float,  # <= 0: exact lazy greedy; in (0, 1): stochastic greedy
+    seed: int,
+) -> tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int64], int
+]: ...  # (indices, gains, type_counts[n_types], evaluations)
+def kcenter_greedy(
+    X: npt.NDArray[np.float32] | npt.NDArray[np.float16], n: int, first: int
+) -> tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.float64], int
+]: ...  # (indices, squared L2 radius after each pick, distance evaluations)
+def facility_location_csr(
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int32],
+    data: npt.NDArray[np.float64],
+    n_cols: int,
+    n: int,
+) -> tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.float64], float, int
+]: ...  # (indices, gains, objective, evaluations); row j = what candidate j covers
+def facility_location_dense(
+    graph: npt.NDArray[np.float64], n: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], float, int]: ...
+def threshold_filter(
+    X: npt.NDArray[np.float32], n: int, tau: float, order: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.int64], int]: ...  # (kept indices, samples walked); X unit rows
