@@ -67,9 +67,10 @@ def argmax_merge_rows(
 
 # ---- selection engine (python/bind_select.cpp) ----
 # Incidence: offsets int64[N+1], types int32[nnz] in [0, n_types). ValueError on bad input.
+# prune_types returns k_max, removal_order, removal_support, sample_step, pool_order, pool_sizes
 def prune_types(
     offsets: npt.NDArray[np.int64], types: npt.NDArray[np.int32], n_types: int, seed: int
-) -> dict[str, object]: ...  # k_max, removal_order, removal_support, sample_step, pool_order, pool_sizes
+) -> dict[str, object]: ...
 def balanced_greedy(
     offsets: npt.NDArray[np.int64],
     types: npt.NDArray[np.int32],
