@@ -564,9 +564,8 @@ NgramCount distinct_ngrams(const CsrView<std::int32_t>& t, std::int32_t vocab, i
     const std::int32_t* ids = t.values.data;
 
     if (n == 1) {
-        // Distinct ids: a flag per id and thread, OR-merged.
-        const auto counts = token_counts(t, vocab);
-        for (std::int64_t c : counts.counts) out.distinct += c > 0;
+        // Distinct ids: the ids with a non-zero count (one counting pass, which validates).
+        for (std::int64_t c : token_counts(t, vocab).counts) out.distinct += c > 0;
         return out;
     }
     // Exact bitmap for bigrams when it is small next to the data it summarizes.

@@ -46,8 +46,12 @@ struct NgramCount {
     std::int64_t total = 0;  // sum over samples of max(0, length - n + 1)
 };
 
-// `counts` (optional, empty or [vocab_size]: the token occurrence counts) only orders the
-// bigram bitmap by frequency rank for cache locality; it never changes the result.
+// n = 2 with vocab_size <= 46341 and enough bigrams uses an exact bitmap of vocab_size^2
+// bits (128 MiB for 32k ids) addressed by frequency rank, kept allocated between calls
+// (first-touch page faults would otherwise dominate) and returned to all-zero after use.
+// Other cases use hash sets partitioned by key. `counts` (optional, empty or [vocab_size]:
+// the occurrence counts) saves the counting pass that ranks the ids; it never changes the
+// result.
 NgramCount distinct_ngrams(const CsrView<std::int32_t>& tokens, std::int32_t vocab_size, int n,
                            Span<const std::int64_t> counts = {});
 
