@@ -22,6 +22,14 @@ int thread_id() {
 #endif
 }
 
+int team_size() {
+#if TRITONDIV_HAVE_OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
 // Row ranges [bounds[c], bounds[c+1]) holding about the same number of tokens each, so a
 // dynamic schedule over them balances ragged pools. Results never depend on the split.
 std::vector<std::size_t> row_chunks(const CsrView<std::int32_t>& t, int threads) {
@@ -404,7 +412,9 @@ class BitmapLease {
 // frequency. Setting bits straight from the token stream is a random access into V*V bits
 // (128 MiB for 32k ids) per bigram, latency-bound. Instead each thread turns a block of its
 // samples into 32-bit pair codes bucketed by bitmap slice (kSliceShift: 512 KiB slices that
-// stay in L2) and then the slices are filled one at a time, each by one thread (no atomics).
+// stay in L2), then fills the bitmap one slice at a time. No barriers: each thread works
+// through its own rows; the bitmap's bits are only ever set, so the result is the same for
+// any thread count and interleaving.
 constexpr int kSliceShift = 22;
 constexpr std::int64_t kBlockCodes = std::int64_t(1) << 22;
 
@@ -451,14 +461,12 @@ std::int64_t distinct_bigrams_bitmap(const CsrView<std::int32_t>& t, std::int32_
             reinterpret_cast<std::uint32_t*>(lease.scratch() + buf_words * static_cast<std::size_t>(k));
     std::vector<std::vector<std::size_t>> starts(static_cast<std::size_t>(T), std::vector<std::size_t>(P + 1));
     std::vector<std::vector<std::size_t>> cursor(static_cast<std::size_t>(T), std::vector<std::size_t>(P));
-    std::vector<char> more(static_cast<std::size_t>(T), 1);
 
 #if TRITONDIV_HAVE_OPENMP
 #pragma omp parallel num_threads(T)
 #endif
-    {
-        const int tid = thread_id();
-        const auto ut = static_cast<std::size_t>(tid);
+    for (int part = thread_id(); part < T; part += team_size()) {
+        const auto ut = static_cast<std::size_t>(part);
         std::size_t r = tb[ut];
         const std::size_t rend = tb[ut + 1];
         std::int64_t my_bad = kNoBad;
@@ -505,32 +513,17 @@ std::int64_t distinct_bigrams_bitmap(const CsrView<std::int32_t>& t, std::int32_
             }
             for_codes(r, r2, false, [&](std::uint32_t code) { buf[cur[code >> kSliceShift]++] = code; });
             r = r2;
-            more[ut] = r < rend;
-#if TRITONDIV_HAVE_OPENMP
-#pragma omp barrier
-#pragma omp for schedule(dynamic, 4)
-#endif
-            // Phase 2: each slice is filled by one thread from every thread's bucket.
-            for (std::int64_t p = 0; p < static_cast<std::int64_t>(P); ++p) {
-                for (int k = 0; k < T; ++k) {
-                    const std::uint32_t* src = bufs[static_cast<std::size_t>(k)];
-                    const std::size_t* sk = starts[static_cast<std::size_t>(k)].data();
-                    for (std::size_t i = sk[p]; i < sk[p + 1]; ++i) {
-                        // Test first: most pairs repeat, and a plain read does not chain
-                        // on the previous store to the same word.
-                        const std::uint32_t code = src[i];
-                        std::uint64_t& w = bw[code >> 6];
-                        const std::uint64_t m = 1ULL << (code & 63);
-                        if (!(w & m)) w |= m;
-                    }
-                }
+            // Phase 2: apply the buckets slice by slice (each slice stays in L2 while it is
+            // filled). Threads share the bitmap: test first (most pairs repeat, and a read
+            // keeps the line shared between cores), atomic OR only for a new pair.
+            // The buckets lie in slice order, so this is one pass over the buffer.
+            for (std::size_t i = 0; i < st[P]; ++i) {
+                const std::uint32_t code = buf[i];
+                std::uint64_t* w = bw + (code >> 6);
+                const std::uint64_t m = 1ULL << (code & 63);
+                if (!(__atomic_load_n(w, __ATOMIC_RELAXED) & m)) __atomic_fetch_or(w, m, __ATOMIC_RELAXED);
             }
-            bool any = false;
-            for (int k = 0; k < T; ++k) any = any || more[static_cast<std::size_t>(k)];
-#if TRITONDIV_HAVE_OPENMP
-#pragma omp barrier
-#endif
-            if (!any) break;
+            if (r >= rend) break;
         }
         bad[ut] = std::min(bad[ut], my_bad);
     }
