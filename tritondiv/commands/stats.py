@@ -45,6 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "stats",
         help="token statistics of a pool (bands, distinct-n, entropy, lengths)",
         description=__doc__.split("\n\n")[1] if __doc__ else None,
+        epilog="Relative thresholds scale with the pool: --lo 8.5e-5x --hi 4.27e-3x are the "
+        "paper's 10 and 500 at 117k samples (a relative lo rounds up, hi rounds down). "
+        "Example: tritondiv stats pool.jsonl --component both --json out/stats.json",
     )
     try:
         from tritondiv.pool import add_pool_arguments
