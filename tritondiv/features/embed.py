@@ -114,7 +114,9 @@ def model_identity(model: Any) -> str:
     """A string naming the embedding model, used in cache keys.
 
     Models loaded by :func:`load_embedder` are identified by their directory name and a hash
-    of its file list and sizes; other objects by their class and ``repr`` of their config.
+    of its file list and sizes; other objects by their class and model-card base model
+    (or, failing that, the object's ``id``: cached results are then reused only within
+    the process).
     """
     if model is None or isinstance(model, (str, os.PathLike)):
         model = load_embedder(model)
