@@ -308,7 +308,8 @@ def run_real_experiment(args: argparse.Namespace) -> str:
     for comp in ("instruction", "response"):
         arr = np.load(SHARED / "embeddings" / f"minilm_{comp}.f16.npy", mmap_mode="r")
         path = work / f"emb_{comp}.npy"
-        np.save(path, np.asarray(arr[rows[pool_idx]], dtype=np.float32))
+        # float16 as shipped (features/embed.py normalizes a float32 .npy in place, read-only)
+        np.save(path, np.asarray(arr[rows[pool_idx]], dtype=np.float16))
         emb[comp] = str(path)
     # 2. the model's own tokenizer for the micro types
     tok_dir = work / "smollm2_tokenizer"

@@ -137,6 +137,19 @@ def test_load_pairs_reads_a_dataset_folder(tmp_path: Path) -> None:
     )
     ins, res = load_pairs(d)
     assert ins == ["q0", "q1", "q2"] and res == ["a0", "a1", "a2"]
+    # a dataset selected from a multi-source pool mixes record formats
+    mixed = tmp_path / "mixed.jsonl"
+    rows = [
+        {"instruction": "q0", "input": "x", "output": "a0"},
+        {"instruction": "q1", "input": "", "response": "a1"},
+        {"question": "q2", "answer": "a2"},
+    ]
+    mixed.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert load_pairs(mixed) == (["q0\nx", "q1", "q2"], ["a0", "a1", "a2"])
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"instruction": "q"}) + "\n")
+    with pytest.raises(ValueError, match="no instruction/response"):
+        load_pairs(bad)
 
 
 # --------------------------------------------------------------------------- trainer
@@ -260,9 +273,12 @@ def test_cli_sft(tiny, pairs, tmp_path, capsys) -> None:
             "--no-progress",
             "--kernels",
             "torch",
+            "--keep-checkpoints",
+            "0",
         ]
     )
     assert rc == 0
+    assert (tmp_path / "o" / "model").is_dir() and not (tmp_path / "o" / "checkpoints").exists()
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["status"] == "finished" and summary["step"] == 3
     man = json.loads((tmp_path / "o" / "sft_manifest.json").read_text())

@@ -25,6 +25,12 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
         "--save-every", type=int, default=0, help="checkpoint every N steps (0: last only)"
     )
     p.add_argument(
+        "--keep-checkpoints",
+        type=int,
+        default=2,
+        help="newest checkpoints kept (0: delete them once the run has finished)",
+    )
+    p.add_argument(
         "--kernels",
         choices=("auto", "triton", "torch"),
         default="auto",
@@ -57,6 +63,7 @@ def config_from_args(args: argparse.Namespace):  # -> TrainConfig
         max_length=args.max_length,
         seed=args.seed,
         save_every=args.save_every,
+        keep_checkpoints=args.keep_checkpoints,
         kernels=args.kernels,
         chunk_size=args.chunk_size,
         template=args.template,

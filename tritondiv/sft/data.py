@@ -48,11 +48,17 @@ def load_pairs(path: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
     path = Path(path)
     if path.is_dir() and (path / "data.jsonl").is_file():
         path = path / "data.jsonl"
+    from tritondiv.pool import load_pool
+
     try:
-        from tritondiv.pool import load_pool
-    except ImportError:  # pragma: no cover - the pool module is part of the package
+        pool = load_pool(path)
+    except ValueError:
+        # load_pool detects one record format per file; a dataset selected from a pool of
+        # several sources mixes formats (alpaca "output" beside "response"), so read each
+        # JSON-lines record on its own.
+        if path.suffix != ".jsonl":
+            raise
         return _read_pairs_jsonl(path)
-    pool = load_pool(path)
     return list(pool.instruction), list(pool.response)
 
 

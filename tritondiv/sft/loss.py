@@ -65,13 +65,18 @@ def ce_chunk_torch(
     torch.Tensor
         ``[rows]`` float32 per-row loss ``logsumexp(logits) - logits[target]``.
     """
-    lse = torch.logsumexp(logits, dim=-1)
     rows = torch.arange(logits.shape[0], device=logits.device)
-    loss = lse - logits[rows, targets]
-    if grad:
-        logits.sub_(lse.unsqueeze(1)).exp_()
-        logits[rows, targets] -= 1.0
-        logits.mul_(scale)
+    target_logit = logits[rows, targets]
+    if not grad:
+        return torch.logsumexp(logits, dim=-1) - target_logit
+    # in place, so no chunk-sized temporary: exp(x - max), row sums, then the softmax
+    m = logits.amax(dim=-1, keepdim=True)
+    logits.sub_(m).exp_()
+    s = logits.sum(dim=-1, keepdim=True)
+    loss = (m + s.log()).squeeze(1) - target_logit
+    logits.div_(s)
+    logits[rows, targets] -= 1.0
+    logits.mul_(scale)
     return loss
 
 

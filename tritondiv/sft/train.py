@@ -57,7 +57,8 @@ class TrainConfig:
     ``steps`` counts optimizer steps of ``batch_size x grad_accum`` samples; the learning
     rate warms up linearly for ``warmup_steps`` then follows ``schedule`` (``"cosine"`` to
     10% of ``lr``, ``"linear"`` to 0, or ``"constant"``). ``save_every = 0`` saves only the
-    last step. ``kernels`` is the fused-kernel switch (:mod:`tritondiv.sft.patch`),
+    last step; ``keep_checkpoints = 0`` deletes the checkpoints once the run has finished
+    (the model is saved; a finished run is never redone). ``kernels`` is the fused-kernel switch (:mod:`tritondiv.sft.patch`),
     ``chunk_size`` the rows per loss chunk (default: by vocabulary size).
     """
 
@@ -91,8 +92,8 @@ class TrainConfig:
             )
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise ValueError(f"dtype must be auto/float32/bfloat16/float16; got {self.dtype!r}")
-        if self.save_every < 0 or self.keep_checkpoints < 1:
-            raise ValueError("save_every must be >= 0 and keep_checkpoints >= 1")
+        if self.save_every < 0 or self.keep_checkpoints < 0:
+            raise ValueError("save_every and keep_checkpoints must be >= 0")
 
     # what must match for a resume to replay the same run
     def resume_key(self) -> dict[str, Any]:
@@ -367,7 +368,7 @@ def train(
             )
 
         _atomic_dir(out / "checkpoints" / f"step-{step}", write)
-        for _s, p in _checkpoints(out)[: -cfg.keep_checkpoints]:
+        for _s, p in _checkpoints(out)[: -max(1, cfg.keep_checkpoints)]:
             shutil.rmtree(p, ignore_errors=True)
 
     def manifest(status: str) -> dict[str, Any]:
@@ -448,5 +449,7 @@ def train(
     _atomic_dir(out / "model", write_model)
     man = manifest("finished")
     write_json_atomic(man_path, man)
+    if cfg.keep_checkpoints == 0:
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
     say(f"{out}: {step} steps, final loss {losses[-1]:.4f}, {man['tokens_per_second']} tokens/s")
     return man
