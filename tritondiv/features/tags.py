@@ -130,7 +130,7 @@ STOPWORDS = frozenset(
     via was wasn't we we'd we'll we're we've were weren't what what's when when's where where's
     whether which while who who's whom whose why why's will with within without won't would
     wouldn't yet you you'd you'll you're you've your yours yourself yourselves one two also
-    s t d ll m re ve""".split()
+    s t d ll m re ve n't ca wo ai""".split()
 )
 
 _TOKEN = re.compile(r"[^\W\d_][\w+#'\-]*[\w+#]|[^\W\d_]|\d+|[^\w\s]")
