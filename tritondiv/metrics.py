@@ -170,21 +170,16 @@ def self_bleu(
             unigram_match = clipped > 0
         num = np.where(clipped > 0, clipped, epsilon)
         log_p += np.log(num / np.maximum(total, 1.0)) / max_n
-    # brevity penalty against the closest other length (ties: the shorter one)
+    # brevity penalty against the closest other length (ties: the shorter one), vectorized:
+    # a length seen twice is its own closest; otherwise the sorted neighbours decide
     h = lengths.astype(np.float64)
-    s = np.sort(lengths)
-    closest = np.empty(m, dtype=np.float64)
-    for i_len in np.unique(lengths):  # loops over distinct lengths only
-        rows = lengths == i_len
-        others = s
-        k = int(np.searchsorted(s, i_len))
-        if int(np.searchsorted(s, i_len, side="right")) - k >= 2:
-            closest[rows] = i_len
-            continue
-        others = np.delete(s, k)
-        j = int(np.searchsorted(others, i_len))
-        cands = [others[t] for t in (j - 1, j) if 0 <= t < others.size]
-        closest[rows] = min(cands, key=lambda r: (abs(int(r) - int(i_len)), r))
+    s = np.sort(h)
+    left = np.searchsorted(s, h, side="left")
+    right = np.searchsorted(s, h, side="right")
+    prev = np.where(left > 0, s[np.maximum(left - 1, 0)], -np.inf)
+    nxt = np.where(right < m, s[np.minimum(right, m - 1)], np.inf)
+    nearest = np.where(nxt - h < h - prev, nxt, prev)
+    closest = np.where(right - left >= 2, h, nearest)
     bp = np.where(h > closest, 1.0, np.exp(1.0 - closest / np.maximum(h, 1e-300)))
     # as nltk: no unigram match at all gives 0 (not the smoothed value)
     bleu = np.where((h > 0) & unigram_match, bp * np.exp(log_p), 0.0)

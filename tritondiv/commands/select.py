@@ -60,7 +60,9 @@ def add_feature_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--lo",
         default="10",
-        help="micro band: drop tokens seen fewer than LO times; a count, or a fraction of the pool size in (0, 1) or a percentage like 0.01%% (default 10)",
+        help="micro band: drop tokens seen fewer than LO times over the pool's component: an "
+        "occurrence count, or 'Fx' = F times the number of samples, as in `tritondiv stats` "
+        "(default 10)",
     )
     g.add_argument(
         "--hi",
