@@ -131,6 +131,13 @@ def load_model(
         kw["gguf_file"] = gguf_file
     tokenizer = AutoTokenizer.from_pretrained(str(path), **kw)
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=_torch_dtype(dtype), **kw)
+    if gguf_file:
+        # transformers de-quantizes GGUF weights into plain tensors but keeps a GGUF
+        # "quantizer" that refuses save_pretrained; the weights are ordinary now.
+        model.hf_quantizer = None
+        model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
