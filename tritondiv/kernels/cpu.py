@@ -118,10 +118,12 @@ def nearest_cpu(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Row min dissimilarity of float32 ``x`` (n, d) to ``y`` (m, d) and its argmin."""
     if metric == "cosine":
-        best, arg = nearest_scores(
-            normalize_rows(x), normalize_rows(y), 1.0, None, block_size, progress
-        )
-        dist = (1.0 - best).astype(np.float32)
+        # Rank by x·ŷ (scaling a row of x does not change its argmax), so x is never copied;
+        # cos = x·ŷ / |x| afterwards (zero rows: every score is 0, cos 0, argmax 0).
+        best, arg = nearest_scores(x, normalize_rows(y), 1.0, None, block_size, progress)
+        norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
+        cos = np.divide(best, norms, out=np.zeros_like(norms), where=norms > 0)
+        dist = (1.0 - cos).astype(np.float32)
     else:
         best, arg = nearest_scores(x, y, 2.0, -_sqnorms(y), block_size, progress)
         dist = np.maximum(_sqnorms(x) - best, 0.0).astype(np.float32)
