@@ -211,6 +211,8 @@ struct Dist {
 };
 
 constexpr std::int64_t kParallelWork = 1 << 18;
+constexpr std::int64_t kGroup = 8;     // points updated together
+constexpr std::int32_t kTile = 64;     // centers per tile (64 x 1.5 KB rows stay in L2)
 // Center-center distance bounds are kept (n^2 floats) up to this many centers.
 constexpr std::int64_t kMaxTriangleCenters = 16384;
 
@@ -325,32 +327,67 @@ KCenterOut kcenter_greedy(const void* X, bool is_f16, std::int64_t N, std::int64
             std::int64_t work = 0;  // upper bound of the distances this batch computes
             for (std::int64_t b = 0; b < B; ++b) work += m - checked[batch[b].i];
             // a parallel region costs microseconds: only worth it for enough distances
+            // Points are processed in groups of kGroup against tiles of kTile centers, so a
+            // tile of center rows is read from memory once per group rather than per point.
+            const std::int64_t groups = (B + kGroup - 1) / kGroup;
 #if TRITONDIV_HAVE_OPENMP
 #pragma omp parallel for schedule(dynamic, 1) if (work >= kParallelWork)
 #endif
-            for (std::int64_t b = 0; b < B; ++b) {
-                const auto x = batch[b].i;
-                double v = mind[x];
-                std::int32_t a = owner[x];
-                double skip_at = 2.0 * std::sqrt(v) * (1.0 + 1e-7) + 1e-12;
-                const void* xr = dist.row(x);
-                std::int32_t c = checked[x];
-                std::int64_t ev = 0;
-                for (; c < m && !(v < floor_v); ++c) {
-                    if (use_cc && cc_at(c, a) >= skip_at) continue;  // a < checked[x] <= c
-                    const double nd = dist.below(xr, centers.data() + static_cast<std::size_t>(c) * rb, v);
-                    ++ev;
-                    if (nd < v) {
-                        v = nd;
-                        a = c;
-                        skip_at = 2.0 * std::sqrt(v) * (1.0 + 1e-7) + 1e-12;
-                    }
+            for (std::int64_t grp = 0; grp < groups; ++grp) {
+                const std::int64_t b0 = grp * kGroup, b1 = std::min(B, b0 + kGroup);
+                double v[kGroup], skip_at[kGroup];
+                std::int32_t a[kGroup], pos[kGroup];
+                std::int64_t ev[kGroup];
+                bool done[kGroup];
+                const void* xr[kGroup];
+                std::int32_t lo = m;
+                for (std::int64_t b = b0; b < b1; ++b) {
+                    const auto k = b - b0;
+                    const auto x = batch[b].i;
+                    v[k] = mind[x];
+                    a[k] = owner[x];
+                    skip_at[k] = 2.0 * std::sqrt(v[k]) * (1.0 + 1e-7) + 1e-12;
+                    pos[k] = checked[x];
+                    ev[k] = 0;
+                    done[k] = false;
+                    xr[k] = dist.row(x);
+                    lo = std::min(lo, pos[k]);
                 }
-                batch_evals[b] = ev;
-                mind[x] = v;
-                owner[x] = a;
-                checked[x] = c;
-                batch[b].v = v;
+                for (std::int32_t t0 = lo; t0 < m; t0 += kTile) {
+                    const std::int32_t t1 = std::min<std::int32_t>(m, t0 + kTile);
+                    bool active = false;
+                    for (std::int64_t k = 0; k < b1 - b0; ++k) {
+                        if (done[k]) continue;
+                        std::int32_t c = std::max(pos[k], t0);
+                        for (; c < t1; ++c) {
+                            if (v[k] < floor_v) {
+                                done[k] = true;
+                                break;
+                            }
+                            if (use_cc && cc_at(c, a[k]) >= skip_at[k]) continue;  // a < c
+                            const double nd =
+                                dist.below(xr[k], centers.data() + static_cast<std::size_t>(c) * rb, v[k]);
+                            ++ev[k];
+                            if (nd < v[k]) {
+                                v[k] = nd;
+                                a[k] = c;
+                                skip_at[k] = 2.0 * std::sqrt(nd) * (1.0 + 1e-7) + 1e-12;
+                            }
+                        }
+                        pos[k] = std::max(pos[k], c);
+                        active = active || !done[k];
+                    }
+                    if (!active) break;
+                }
+                for (std::int64_t b = b0; b < b1; ++b) {
+                    const auto k = b - b0;
+                    const auto x = batch[b].i;
+                    batch_evals[b] = ev[k];
+                    mind[x] = v[k];
+                    owner[x] = a[k];
+                    checked[x] = done[k] ? pos[k] : m;
+                    batch[b].v = v[k];
+                }
             }
             for (std::int64_t b = 0; b < B; ++b) {
                 evals += batch_evals[b];
