@@ -171,11 +171,11 @@ PruneOut prune_types(const CsrView<std::int32_t>& inc, std::int64_t n_types, std
 }
 
 namespace {
+// 16 bytes: the sample is recovered from its rank (perm[rank]), so the heap stays compact.
 struct Entry {
     double gain;
-    std::int64_t rank;
-    std::int64_t idx;
-    std::int64_t stamp;
+    std::int32_t rank;
+    std::int32_t stamp;
 };
 // max-heap order: larger gain first, then smaller rank
 struct EntryLess {
@@ -280,32 +280,39 @@ GreedyOut balanced_greedy(const CsrView<std::int32_t>& inc, std::int64_t n_types
     // lazy greedy: stored gains are upper bounds (g concave => gains only shrink); an entry
     // evaluated at the current step is exact, so taking it reproduces plain greedy with the
     // (gain desc, rank asc) order.
+    if (N > 2147483647 || n > 2147483647)
+        throw std::invalid_argument("balanced greedy supports up to 2^31 - 1 samples");
+    std::vector<std::int64_t> perm(static_cast<std::size_t>(N));
+    for (std::int64_t i = 0; i < N; ++i) perm[rank[i]] = i;
     std::vector<Entry> heap(static_cast<std::size_t>(P));
 #if TRITONDIV_HAVE_OPENMP
 #pragma omp parallel for schedule(static)
 #endif
     for (std::int64_t p = 0; p < P; ++p) {
         const auto i = candidates[p];
-        heap[p] = Entry{gain_of(i), rank[i], i, 0};
+        heap[p] = Entry{gain_of(i), static_cast<std::int32_t>(rank[i]), 0};
     }
     out.evaluations += P;
     EntryLess less;
     std::make_heap(heap.begin(), heap.end(), less);
-    std::int64_t step = 0;
+    std::int32_t step = 0;
     while (step < n) {
         std::pop_heap(heap.begin(), heap.end(), less);
         Entry e = heap.back();
         heap.pop_back();
-        if (e.stamp == step) {
-            take(e.idx, e.gain);
-            ++step;
-            continue;
+        if (e.stamp != step) {
+            e.gain = gain_of(perm[e.rank]);
+            e.stamp = step;
+            ++out.evaluations;
+            // still ahead of every other (upper-bound) entry: take it without a round trip
+            if (!heap.empty() && less(e, heap.front())) {
+                heap.push_back(e);
+                std::push_heap(heap.begin(), heap.end(), less);
+                continue;
+            }
         }
-        e.gain = gain_of(e.idx);
-        e.stamp = step;
-        ++out.evaluations;
-        heap.push_back(e);
-        std::push_heap(heap.begin(), heap.end(), less);
+        take(perm[e.rank], e.gain);
+        ++step;
     }
     return out;
 }
