@@ -48,18 +48,21 @@ def _kmeanspp(xs: np.ndarray, k: int, rng: np.random.Generator, trials: int) -> 
     n = xs.shape[0]
     chosen = np.empty(k, dtype=np.int64)
     chosen[0] = rng.integers(n)
-    d2 = np.maximum(2.0 - 2.0 * (xs @ xs[chosen[0]]).astype(np.float64), 0.0)
+    # D² in float32 (one n-vector per step), prefix sums and potentials in float64
+    d2 = np.maximum(2.0 - 2.0 * (xs @ xs[chosen[0]]), 0.0).astype(np.float32)
+    cs = np.empty(n, dtype=np.float64)
     for c in range(1, k):
-        total = d2.sum()
+        np.cumsum(d2, dtype=np.float64, out=cs)
+        total = cs[-1]
         if total <= 0:  # every row coincides with a center: take unused rows in order
             unused = np.setdiff1d(np.arange(n), chosen[:c])
             chosen[c] = unused[0] if unused.size else rng.integers(n)
             continue
-        cand = np.searchsorted(np.cumsum(d2), rng.random(trials) * total, side="right")
-        cand = np.minimum(cand, n - 1)
-        cd2 = np.maximum(2.0 - 2.0 * (xs @ xs[cand].T).astype(np.float64), 0.0)
+        cand = np.minimum(np.searchsorted(cs, rng.random(trials) * total, side="right"), n - 1)
+        cd2 = 2.0 - 2.0 * (xs @ xs[cand].T)  # n x trials, float32
+        np.maximum(cd2, 0.0, out=cd2)
         np.minimum(cd2, d2[:, None], out=cd2)
-        best = int(np.argmin(cd2.sum(axis=0)))
+        best = int(np.argmin(cd2.sum(axis=0, dtype=np.float64)))
         chosen[c] = cand[best]
         d2 = np.ascontiguousarray(cd2[:, best])
     return xs[chosen].copy()
