@@ -463,6 +463,12 @@ def test_facility_location_ties_duplicates_and_full_budget():
     assert res.indices.tolist() == [0, 2, 1]
     np.testing.assert_allclose(res.gains, [2.0, 1.0, 0.0])
     assert td.facility_location(sp.csr_matrix(G), 3).indices.tolist() == [0, 2, 1]
+    dup = sp.csr_matrix(
+        (np.array([0.5, 0.25, 1.0]), np.array([1, 1, 0]), np.array([0, 2, 3])), shape=(2, 2)
+    )
+    assert not dup.has_canonical_format
+    res = td.facility_location(dup, 2)
+    assert res.indices.tolist() == [1, 0] and res.objective == pytest.approx(1.75)
     empty_rows = sp.csr_matrix((4, 4))
     assert td.facility_location(empty_rows, 2).indices.tolist() == [0, 1]
 

@@ -584,8 +584,8 @@ def facility_location(graph, n: int) -> SelectionResult:
     ----------
     graph : scipy.sparse matrix or numpy.ndarray
         Non-negative similarities; row ``j`` lists what candidate ``j`` covers (apricot's
-        convention). Sparse input (a kNN graph) is used as CSR; a dense ``ndarray`` runs the
-        dense variant (small ``N``).
+        convention). Sparse input (a kNN graph) is used as CSR (repeated entries are summed,
+        as scipy reads them); a dense ``ndarray`` runs the dense variant (small ``N``).
     n : int
         Number of picks, at most the number of rows.
 
@@ -599,6 +599,11 @@ def facility_location(graph, n: int) -> SelectionResult:
     t0 = time.perf_counter()
     if sp.issparse(graph):
         G = graph.tocsr()
+        if not G.has_canonical_format:
+            # scipy reads repeated (row, col) entries as their sum; make that explicit so
+            # each (candidate, point) pair is counted once
+            G = G.copy()
+            G.sum_duplicates()
         rows, cols = G.shape
         n = _check_n(n, rows, "the number of rows (candidates) of graph")
         indptr = np.ascontiguousarray(G.indptr, dtype=np.int64)
