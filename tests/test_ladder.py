@@ -157,6 +157,10 @@ def test_ladder_refuses_another_pool_and_bad_sizes(mixed: dict, tmp_path: Path) 
     )
     with pytest.raises(ValueError, match="another ladder"):
         run_ladder(pool, 60, out, levels=2, strategies="random", options=_opts(mixed), report=False)
+    changed = _opts(mixed)
+    changed.hi = 400
+    with pytest.raises(ValueError, match=r"options differ: hi: 500 -> 400"):
+        run_ladder(pool, 50, out, levels=2, strategies="random", options=changed, report=False)
     with pytest.raises(ValueError, match="smaller --size"):
         run_ladder(pool, 10**6, tmp_path / "x", levels=2, strategies="random", options=_opts(mixed))
     # the same ladder again: nothing to redo

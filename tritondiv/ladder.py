@@ -70,6 +70,11 @@ def pool_meta(pool: Any, **loader_options: Any) -> dict[str, Any]:
     )
 
 
+def _selection_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The options that change what is selected (not progress bars or the cache switch)."""
+    return {k: v for k, v in options.items() if k not in ("progress", "cache")}
+
+
 def level_dir(strategy: str, level_index: int) -> str:
     """Relative path of a ladder dataset: ``<strategy>/level-<i>``."""
     return f"{strategy}/level-{level_index}"
@@ -292,6 +297,17 @@ def run_ladder(
             raise ValueError(
                 f"{index_path} belongs to another ladder (pool {old_fp}, size {old.get('size')}, "
                 f"seed {old.get('seed')}); pass another --out or delete {out}"
+            )
+        old_opts = _selection_options(old.get("options") or {})
+        new_opts = _selection_options(jsonable(options.to_dict()))
+        changed = sorted(
+            k for k in set(old_opts) | set(new_opts) if old_opts.get(k) != new_opts.get(k)
+        )
+        if changed:
+            diff = ", ".join(f"{k}: {old_opts.get(k)!r} -> {new_opts.get(k)!r}" for k in changed)
+            raise ValueError(
+                f"{index_path} belongs to another ladder (options differ: {diff}); pass another "
+                f"--out, the same options, or delete {out}"
             )
     features = features or Features(pool, options, seed=seed)
     say = log or (lambda _msg: None)
