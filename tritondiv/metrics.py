@@ -201,17 +201,6 @@ def subset_tokens(tokens: Any, indices: np.ndarray | Sequence[int]) -> Any:
     return TokenCSR(new_off, np.ascontiguousarray(ids), tokens.vocab_size)
 
 
-def _scalar(value: Any) -> float:
-    if isinstance(value, dict):
-        for key in ("ratio", "value", "entropy", "distinct"):
-            if key in value:
-                return float(value[key])
-    for attr in ("ratio", "value", "entropy"):
-        if hasattr(value, attr):
-            return float(getattr(value, attr))
-    return float(value)
-
-
 def component_metrics(
     texts: Sequence[str],
     tokens: Any,
@@ -249,9 +238,9 @@ def component_metrics(
     n = len(texts)
     lengths = np.diff(np.asarray(tokens.offsets, dtype=np.int64))
     out: dict[str, Any] = {"n": n}
-    out["distinct_1"] = _scalar(distinct_n(tokens, 1)) if lengths.sum() else 0.0
-    out["distinct_2"] = _scalar(distinct_n(tokens, 2)) if lengths.sum() else 0.0
-    out["token_entropy"] = _scalar(token_entropy(tokens, unit="bits")) if lengths.sum() else 0.0
+    out["distinct_1"] = float(distinct_n(tokens, 1)) if lengths.sum() else 0.0
+    out["distinct_2"] = float(distinct_n(tokens, 2)) if lengths.sum() else 0.0
+    out["token_entropy"] = float(token_entropy(tokens, unit="bits")) if lengths.sum() else 0.0
     out["mean_length"] = float(lengths.mean()) if n else 0.0
     out["mean_chars"] = float(np.mean([len(t) for t in texts])) if n else 0.0
     out["compression_ratio"] = compression_ratio(texts)
@@ -267,7 +256,7 @@ def component_metrics(
             sample=pairwise_sample,
             seed=seed,
         )
-        out["mean_pairwise_distance"] = float(getattr(res, "mean", res))
+        out["mean_pairwise_distance"] = float(res.mean)
     else:
         out["mean_pairwise_distance"] = None
     return out

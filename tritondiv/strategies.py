@@ -446,6 +446,7 @@ def _type_strategy(
     out = []
     for level, res in zip(levels, results, strict=True):
         idx = np.asarray(res.indices, dtype=np.int64)
+        assert res.k is not None and res.k_min is not None and res.k_max is not None
         out.append(
             Selection(
                 strategy=family,
