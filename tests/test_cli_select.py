@@ -118,15 +118,19 @@ def test_metrics_with_embeddings_matches_the_selection_manifest(
 
 
 def test_keyphrase_meso_from_the_cli(shared_data: Path, tmp_path: Path) -> None:
-    """The offline default tagger end to end (the model runs: small slice)."""
+    """The offline default tagger end to end, and metrics embedding the selection (the
+    model runs: small slice)."""
     out = tmp_path / "meso"
     argv = ["select", str(shared_data / "gsm8k_train.jsonl.gz"), "--limit", "40", "--strategy",
             "instruction-meso", "--level", "1", "--size", "10", "--out", str(out), "--no-progress",
-            "--no-metrics", "--tag-max-words", "24"]  # fmt: skip
+            "--tag-max-words", "24", "--bleu-sample", "10"]  # fmt: skip
     assert main(argv) == 0
     man = read_manifest(out)
     assert man["n_types"] > 0 and man["coverage"] > 0 and len(man["ids"]) == 10
-    assert man["metrics"] is None and man["options"]["tagger"] == "keyphrase"
+    assert man["options"]["tagger"] == "keyphrase"
+    # without precomputed embeddings the metrics embed only the selected texts
+    for comp in ("instruction", "response"):
+        assert 0 < man["metrics"][comp]["mean_pairwise_distance"] < 2
 
 
 def test_cli_errors_name_the_problem(
