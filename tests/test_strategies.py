@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tritondiv.strategies import (
     BASELINE_STRATEGIES,
@@ -239,3 +241,16 @@ def test_hdbscan_topics_on_a_small_pool(mixed: dict) -> None:
     assert normalized_mutual_info_score(y[keep], labels[keep]) > 0.5
     with pytest.raises(ValueError, match="method"):
         macro_types(X, method="dbscan")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.lists(st.integers(0, 9), max_size=4), min_size=1, max_size=12),
+    st.data(),
+)
+def test_coverage_matches_a_set_union(rows: list[list[int]], data: st.DataObject) -> None:
+    from tritondiv.incidence import Incidence
+
+    inc = Incidence.from_lists(rows, n_types=10)
+    pick = data.draw(st.lists(st.integers(0, len(rows) - 1), max_size=len(rows)))
+    assert coverage(inc, pick) == len({t for i in pick for t in rows[i]})
