@@ -12,6 +12,8 @@ triton; ``import tritondiv`` never pulls it in. Modules:
 - :mod:`tritondiv.sft.data` -- prompt formatting, response-only labels, batching.
 - :mod:`tritondiv.sft.train` -- the seeded, resumable training loop.
 - :mod:`tritondiv.sft.experiment` -- fine-tune on a whole ladder and analyse the scores.
+- :mod:`tritondiv.sft.tiny` -- a tiny random Llama with a locally trained BPE tokenizer
+  (smoke runs and tests; nothing downloaded).
 """
 
 from __future__ import annotations

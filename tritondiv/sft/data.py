@@ -56,7 +56,7 @@ def load_pairs(path: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
         # load_pool detects one record format per file; a dataset selected from a pool of
         # several sources mixes formats (alpaca "output" beside "response"), so read each
         # JSON-lines record on its own.
-        if path.suffix != ".jsonl":
+        if path.suffix != ".jsonl" or not path.is_file():
             raise
         return _read_pairs_jsonl(path)
     return list(pool.instruction), list(pool.response)

@@ -108,7 +108,9 @@ def causal_lm_loss(
         getattr(cfg, a, None) not in (None, 1.0) for a in ("final_logit_softcapping", "logit_scale")
     )
     if head is None or special:
-        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        out = model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
+        )
         from tritondiv.sft.loss import IGNORE_INDEX, shift_labels
 
         logits = out.logits.float()
@@ -119,7 +121,9 @@ def causal_lm_loss(
         n = int((target != IGNORE_INDEX).sum())
         return total if reduction == "sum" else total / max(n, 1)
     base = getattr(model, model.base_model_prefix)
-    hidden = base(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])[0]
+    hidden = base(
+        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
+    )[0]
     weight = head.weight
     bias = getattr(head, "bias", None)
     if hidden.dtype != weight.dtype:
