@@ -31,6 +31,7 @@ install: env
 
 demo: install
 	$(BIN)/tritondiv stats --component both --json demo-out/stats.json
+	$(BIN)/tritondiv ladder --limit 1000 --size 200 --levels 7 --strategies all --tag-max-words 48 --out demo-out/ladder
 
 # `pytest` (not `python -m pytest`) so the installed package, with its compiled _core,
 # is the one imported rather than the source folder.
