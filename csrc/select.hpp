@@ -62,9 +62,10 @@ GreedyOut balanced_greedy(const CsrView<std::int32_t>& inc, std::int64_t n_types
 struct KCenterOut {
     std::vector<std::int64_t> indices;  // selection order (indices[0] = first)
     std::vector<double> sq_radii;       // squared L2 covering radius after each pick
-    std::int64_t evaluations = 0;       // point-to-center distances computed
+    std::int64_t evaluations = 0;       // point-center distances screened
 };
-// X: N x d row-major, float32 (is_f16 = false) or IEEE half bits (is_f16 = true).
+// X: N x d row-major, float32 (is_f16 = false) or IEEE half bits (is_f16 = true; converted
+// to a float32 copy first).
 // Exact Gonzalez on squared L2 distances accumulated in double; ties by lowest index;
 // already selected points are never picked again.
 KCenterOut kcenter_greedy(const void* X, bool is_f16, std::int64_t N, std::int64_t d,

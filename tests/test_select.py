@@ -386,6 +386,41 @@ def test_kcenter_matches_numpy_gonzalez(rng, metric, dtype):
         np.testing.assert_allclose(res.radii, rad, rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize(
+    ("kind", "d"),
+    [
+        # clustered in a 3-d subspace: the triangle table skips most pairs and is kept
+        ("clustered", 13),
+        # isotropic 40-d: it skips few, and is dropped after the probe (picks 512..1024)
+        ("isotropic", 40),
+    ],
+)
+def test_kcenter_long_runs_match_numpy_gonzalez(rng, kind, d):
+    # n > 1024 crosses the triangle table's block flushes (every 64 picks) and its
+    # keep-or-drop probe; d not a multiple of 8 exercises the kernels' scalar tails.
+    N, n = 2500, 1100
+    if kind == "clustered":
+        latent = rng.standard_normal((N, 3)) + 4 * rng.integers(0, 6, (N, 1))
+        X = (latent @ rng.standard_normal((3, d))).astype(np.float32)
+    else:
+        X = rng.standard_normal((N, d)).astype(np.float32)
+    X[7:12] = X[3]  # duplicates
+    res = td.kcenter_greedy(X, n, metric="l2", seed=2)
+    idx, rad = ref_kcenter(X, n, "l2", 2)
+    np.testing.assert_array_equal(res.indices, idx)
+    np.testing.assert_allclose(res.radii, rad, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("d", [1, 7, 9])
+def test_kcenter_small_dimensions(rng, d):
+    X = rng.standard_normal((300, d)).astype(np.float32)
+    for metric in ("l2", "cosine"):
+        res = td.kcenter_greedy(X, 150, metric=metric, seed=4)
+        idx, rad = ref_kcenter(X, 150, metric, 4)
+        np.testing.assert_array_equal(res.indices, idx)
+        np.testing.assert_allclose(res.radii, rad, rtol=1e-12, atol=1e-15)
+
+
 def test_kcenter_continues_past_radius_zero():
     X = np.repeat(np.eye(3, dtype=np.float32), [3, 2, 2], axis=0)  # 3 distinct points
     res = td.kcenter_greedy(X, 7, metric="l2", seed=0)
