@@ -41,3 +41,22 @@ def test_public_api_resolves() -> None:
         except (AttributeError, ImportError) as exc:
             missing.append(f"{name}: {exc}")
     assert not missing, missing
+
+
+def test_env_command_and_threads_option(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from tritondiv.cli import main
+
+    before = tritondiv.num_threads()
+    try:
+        assert main(["--threads", "1", "env", "--json"]) == 0
+        info = json.loads(capsys.readouterr().out)
+        assert info["threads"] == 1 and info["openmp"] == tritondiv.openmp_enabled()
+        assert main(["env"]) == 0
+        table = capsys.readouterr().out
+        assert "openmp" in table and "threads" in table
+        assert main(["--threads", "0", "env"]) == 2
+        assert "--threads 0" in capsys.readouterr().err
+    finally:
+        tritondiv.set_num_threads(before)

@@ -9,7 +9,16 @@ import sys
 from collections.abc import Sequence
 
 # Subcommand modules, in the order `tritondiv --help` lists them.
-COMMANDS: tuple[str, ...] = ("env", "stats", "select", "ladder", "metrics", "report", "sft", "experiment")
+COMMANDS: tuple[str, ...] = (
+    "env",
+    "stats",
+    "select",
+    "ladder",
+    "metrics",
+    "report",
+    "sft",
+    "experiment",
+)
 
 
 class CliError(Exception):
@@ -21,6 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tritondiv",
         description="Build SFT datasets with controlled macro/meso/micro diversity, fast.",
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="threads of the C++ core (default: all cores; `tritondiv env` shows the setting)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f"tritondiv.commands.{name}").register(sub)
@@ -31,13 +46,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.threads is not None:
+            if args.threads < 1:
+                raise CliError(f"--threads {args.threads}: pass a thread count >= 1")
+            from tritondiv._runtime import set_num_threads
+
+            set_num_threads(args.threads)
         return int(args.func(args) or 0)
     except (CliError, ValueError, FileNotFoundError, TypeError) as exc:
         # Library errors carry a precise message (file, line, field, what to do).
         print(f"tritondiv {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"tritondiv {args.command}: interrupted; finished outputs are intact", file=sys.stderr)
+        print(
+            f"tritondiv {args.command}: interrupted; finished outputs are intact", file=sys.stderr
+        )
         return 130
 
 
