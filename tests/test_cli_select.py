@@ -181,3 +181,29 @@ def test_cli_errors_name_the_problem(
         == 2
     )
     assert "--level" in capsys.readouterr().err
+
+
+def test_metrics_reads_the_manifest_beside_a_data_file(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # codealpaca has empty outputs; a selection made with --allow-empty holds them, and
+    # `metrics` on its data.jsonl (not only on its directory) reads them the same way
+    src = shared_data / "codealpaca_2k.json.gz"
+    out = tmp_path / "sel"
+    emb = _embeddings(shared_data, tmp_path, 69_316, 2_017)
+    argv = [
+        "select", str(src), "--allow-empty", "--strategy", "random", "--level", "1",
+        "--size", "2017", "--out", str(out), "--no-metrics", "--no-progress", *emb,
+    ]  # fmt: skip
+    assert main(argv) == 0
+    lines = (out / "data.jsonl").read_text(encoding="utf-8").splitlines()
+    assert any(not json.loads(x)["output"].strip() for x in lines)  # an empty text is in
+    report = tmp_path / "m.json"
+    args = ["--no-embeddings", "--bleu-sample", "20", "--json", str(report)]
+    assert main(["metrics", str(out / "data.jsonl"), *args]) == 0
+    by_file = json.loads(report.read_text())["datasets"][0]
+    assert main(["metrics", str(out), *args]) == 0
+    by_dir = json.loads(report.read_text())["datasets"][0]
+    assert by_file["n"] == by_dir["n"] == 2017
+    assert by_file["response"] == by_dir["response"] and by_file["strategy"] == "random"
+    capsys.readouterr()

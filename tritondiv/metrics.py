@@ -285,8 +285,9 @@ def dataset_file_metrics(
 ) -> dict[str, Any]:
     """Metrics of a dataset directory (``data.jsonl`` + optional manifest) or any pool file.
 
-    A dataset directory's manifest supplies how its pool was read (format, first turn
-    only) and its type coverage; texts are re-tokenized (``tokenizer``) and, with
+    A dataset directory's manifest (also found beside a ``data.jsonl`` passed directly)
+    supplies how its pool was read (format, first turn only, empty texts) and its type
+    coverage; texts are re-tokenized (``tokenizer``) and, with
     ``embed``, re-embedded (``embedding_model``).
     """
     from pathlib import Path
@@ -310,6 +311,11 @@ def dataset_file_metrics(
             manifest = read_manifest(p)
     elif not p.is_file():
         raise FileNotFoundError(f"{p} does not exist: pass a dataset directory or a pool file")
+    elif p.name == "data.jsonl" and (p.parent / "manifest.json").is_file():
+        # a dataset's data file: its manifest still says how the pool was read
+        from tritondiv.manifest import read_manifest
+
+        manifest = read_manifest(p.parent)
     loader = (manifest or {}).get("pool") or {}
     kwargs: dict[str, Any] = {}
     if loader.get("format"):
