@@ -112,17 +112,23 @@ def test_ladder_layout_crash_resume_metrics_and_report(
         assert [json.loads(x) for x in lines] == [records[i] for i in man["indices"]]
         assert set(man["metrics"]["coverage"]) == set(TYPE_STRATEGIES)
         assert man["options"]["tagger"] == "column:tags"
+        if entry["strategy"].endswith("-meso"):
+            tags = man["tags"]
+            assert 0 < tags["tags_per_sample"] <= tags["raw_tags_per_sample"], tags
+            assert 0 < tags["kept_tags"] and 0 <= tags["untagged"] < man["pool"]["n_samples"]
 
     # coverage non-decreasing in level, for every strategy
     for s in TYPE_STRATEGIES:
         covs = [read_manifest(out / level_dir(s, i))["coverage"] for i in range(N_LEVELS)]
         assert all(a <= b for a, b in itertools.pairwise(covs)), (s, covs)
 
-    # response-micro: token entropy and distinct-1 of the responses rise from level 0 to 1
+    # response-micro: token entropy of the responses rises from p = 0 to p = 1 (distinct-1
+    # is checked on a larger real pool in test_strategies.py: on this small one it is
+    # confounded by length, see there)
     m0 = read_manifest(out / level_dir("response-micro", 0))["metrics"]["response"]
-    m1 = read_manifest(out / level_dir("response-micro", 1))["metrics"]["response"]
+    m1 = read_manifest(out / level_dir("response-micro", N_LEVELS - 1))["metrics"]["response"]
     assert m1["token_entropy"] > m0["token_entropy"]
-    assert m1["distinct_1"] > m0["distinct_1"]
+    assert m1["mean_length"] > m0["mean_length"]
     assert m0["self_bleu_sample"] == 100
 
     # the report

@@ -338,6 +338,7 @@ class Features:
         return self._timed(("inc", family), f"types-{family}", lambda: micro_types(tokens, lo, hi))
 
     def tag_report(self, component: str) -> Any:
+        """The :class:`~tritondiv.features.TagReport` of a component's meso types, once built."""
         return self._cache.get(("tagreport", component))
 
     def n_topics(self) -> int:
@@ -443,6 +444,16 @@ def _type_strategy(
     features.timings[f"select-{family}"] = (
         features.timings.get(f"select-{family}", 0.0) + time.perf_counter() - t0
     )
+    info: dict[str, Any] = {}
+    report = features.tag_report(family.split("-")[0]) if family.endswith("-meso") else None
+    if report is not None:
+        # what tag normalization left (the paper reports about 4 tags per sample)
+        info["tags"] = {
+            "tags_per_sample": float(report.tags_per_sample_mean),
+            "raw_tags_per_sample": float(report.raw_tags_per_sample_mean),
+            "kept_tags": int(report.kept_tags),
+            "untagged": int(report.untagged),
+        }
     out = []
     for level, res in zip(levels, results, strict=True):
         idx = np.asarray(res.indices, dtype=np.int64)
@@ -458,6 +469,7 @@ def _type_strategy(
                 n_types=int(inc.n_types),
                 coverage=coverage(inc, idx),
                 type_family=family,
+                info=dict(info),
             )
         )
     return out
