@@ -329,6 +329,8 @@ def test_properties_of_the_ladder(inc, frac, seed):
     ladder = td.select_types_ladder(inc, n, [0, 0.25, 0.5, 0.75, 1], seed=seed, progress=False)
     ks = [r.k for r in ladder]
     assert ks == sorted(ks)
+    # (coverage itself is not monotone in general: see the select_types notes and
+    # test_coverage_can_drop_on_a_tiny_pool; on real pools it is, see the seeded test below)
     for r in ladder:
         assert r.indices.size == n and np.unique(r.indices).size == n
         assert set(r.indices.tolist()) <= set(pr.pool(r.k).tolist())
@@ -336,6 +338,14 @@ def test_properties_of_the_ladder(inc, frac, seed):
         assert r.coverage <= r.k
     again = td.select_types(inc, n, 0.5, seed=seed)
     np.testing.assert_array_equal(again.indices, ladder[2].indices)
+
+
+def test_coverage_can_drop_on_a_tiny_pool():
+    # the documented counterexample (hypothesis found it): evenness over coverage
+    inc = Incidence.from_lists([[], [], [], [0, 2, 5], [1, 4], [0, 2, 3]], n_types=6)
+    ladder = td.select_types_ladder(inc, 2, [0.75, 1.0], seed=0, progress=False)
+    assert [r.k for r in ladder] == [5, 6]
+    assert [r.coverage for r in ladder] == [5, 4]
 
 
 def test_coverage_non_decreasing_in_level(rng):

@@ -469,6 +469,15 @@ def select_types(
     -------
     SelectionResult
         With ``k``, ``k_min``, ``k_max``, ``pool_size`` (``|S_k|``), ``coverage``.
+
+    Notes
+    -----
+    ``k`` and the candidate pools ``S_k`` are non-decreasing (nested) in ``level`` by
+    construction. The coverage (types present in the dataset) follows them on real pools,
+    but is not guaranteed to: the greedy maximizes evenness, ``sum_t g(c_t)``, and may
+    prefer one sample adding to several covered types over one bringing a new type (six
+    samples ``[], [], [], {0, 2, 5}, {1, 4}, {0, 2, 3}``, ``n = 2``: 5 types covered at
+    ``k = 5``, 4 at ``k = 6``).
     """
     t0 = time.perf_counter()
     inc = _check_incidence(incidence)
