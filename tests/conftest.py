@@ -32,6 +32,8 @@ def rng() -> np.random.Generator:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # One cache folder per test session, never the user's ~/.cache.
     monkeypatch.setenv("TRITONDIV_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))

@@ -72,3 +72,28 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from tritondiv._runtime import env_info, num_threads, openmp_enabled, set_num_threads
+    from tritondiv.incidence import Incidence
+    from tritondiv.kernels import kmeans, knn_graph, mean_dissimilarity, nearest, topk
+    from tritondiv.pool import Pool, PoolError, load_pool
+    from tritondiv.select import (
+        PruneResult,
+        SelectionResult,
+        balanced_greedy,
+        facility_location,
+        kcenter_greedy,
+        prune_types,
+        random_select,
+        select_types,
+        select_types_ladder,
+        threshold_filter,
+    )
+    from tritondiv.sharegpt import default_pool
+    from tritondiv.stats import (
+        TokenStats,
+        band_incidence,
+        distinct_n,
+        token_counts,
+        token_entropy,
+        token_stats,
+    )
+    from tritondiv.tokens import TokenCSR, load_tokenizer, tokenize

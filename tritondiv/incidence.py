@@ -36,7 +36,9 @@ class Incidence:
         offsets = np.ascontiguousarray(self.offsets, dtype=np.int64)
         types = np.ascontiguousarray(self.types, dtype=np.int32)
         if offsets.ndim != 1 or offsets.size < 1:
-            raise ValueError("Incidence.offsets must be a 1-D int64 array of n_samples + 1 >= 1 entries")
+            raise ValueError(
+                "Incidence.offsets must be a 1-D int64 array of n_samples + 1 >= 1 entries"
+            )
         if types.ndim != 1:
             raise ValueError("Incidence.types must be a 1-D int32 array")
         if offsets[0] != 0 or offsets[-1] != types.size or np.any(np.diff(offsets) < 0):
@@ -53,7 +55,9 @@ class Incidence:
                 f"[{int(types.min())}, {int(types.max())}]"
             )
         if self.labels is not None and len(self.labels) != n_types:
-            raise ValueError(f"Incidence.labels has {len(self.labels)} entries for n_types={n_types}")
+            raise ValueError(
+                f"Incidence.labels has {len(self.labels)} entries for n_types={n_types}"
+            )
         object.__setattr__(self, "offsets", offsets)
         object.__setattr__(self, "types", types)
         object.__setattr__(self, "n_types", n_types)
@@ -104,13 +108,19 @@ class Incidence:
         lengths = np.array([c.size for c in clean], dtype=np.int64)
         offsets = np.zeros(len(clean) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        types = np.concatenate(clean).astype(np.int32) if clean and offsets[-1] else np.zeros(0, np.int32)
+        types = (
+            np.concatenate(clean).astype(np.int32)
+            if clean and offsets[-1]
+            else np.zeros(0, np.int32)
+        )
         if n_types is None:
             n_types = int(types.max()) + 1 if types.size else 0
         return cls(offsets, types, n_types, labels)
 
     @classmethod
-    def from_labels(cls, labels_per_sample: Sequence[int] | np.ndarray, n_types: int | None = None) -> Incidence:
+    def from_labels(
+        cls, labels_per_sample: Sequence[int] | np.ndarray, n_types: int | None = None
+    ) -> Incidence:
         """Build a one-type-per-sample incidence (e.g. cluster ids); negative ids mean no type."""
         lab = np.asarray(labels_per_sample, dtype=np.int64)
         keep = lab >= 0
