@@ -38,11 +38,12 @@ SHARED = Path(os.environ.get("TRITONDIV_SHARED_DATA", REPO.parent / "shared" / "
 NOTES = """\
 Notes:
 - kNN graph on the synthetic 1,000,000 × 384 set is not run: exact all-pairs search is
-  3.8·10¹⁴ multiply-adds even with the symmetric schedule, ~30 min at this machine's peak
-  (faiss would need twice that).
-- `OPENBLAS_CORETYPE=Haswell` is set in this environment (OpenBLAS uses its Haswell AVX2
-  sgemm kernel); it is not changed here. tritondiv's CPU path gets its arithmetic from the
-  same numpy/OpenBLAS sgemm, so its GFLOP/s are bounded by the measured peak above.
+  1.9·10¹⁴ multiply-adds even with the symmetric schedule, well over an hour at this
+  machine's measured peak (faiss would need twice that); the 78,806 row measures the same
+  code.
+- tritondiv's CPU path gets its arithmetic from numpy/OpenBLAS sgemm (the
+  `OPENBLAS_CORETYPE` setting, shown in the command when set, is the environment's), so its
+  GFLOP/s are bounded by the measured peak above.
 - GPU path (Triton; not measured: no GPU here). Launch: grid `(cdiv(N, 64),)`, BLOCK_M =
   BLOCK_N = BLOCK_D = 64, `num_warps=4`, `num_stages=2`; fp16/bf16 inputs on tensor cores
   with float32 accumulation, float32 inputs with `input_precision="ieee"`. Expected:
@@ -224,7 +225,16 @@ def bench_kmeans(x: np.ndarray, k: int, iters: int, repeats: int) -> list[dict[s
     )
 
     def fk():
-        km = faiss.Kmeans(d, k, niter=iters, spherical=True, seed=1234, verbose=False)
+        # every point trains (faiss samples 256 per centroid by default: less work at 1M)
+        km = faiss.Kmeans(
+            d,
+            k,
+            niter=iters,
+            spherical=True,
+            seed=1234,
+            verbose=False,
+            max_points_per_centroid=n,
+        )
         km.train(x)
         return km
 
@@ -321,6 +331,11 @@ def main() -> int:
             table(f"nearest of 1,000 centers, cosine, synthetic {big_n:,} × {d}", rows, p)
         )
         print(sections[-1], flush=True)
+        rows = bench_kmeans(big, 1000 if not args.quick else 100, 10, 1)
+        sections.append(
+            table(f"spherical k-means, 1,000 clusters, synthetic {big_n:,} × {d} (1 run)", rows, p)
+        )
+        print(sections[-1], flush=True)
         del big
 
     rows = bench_kmeans(x, 1000 if not args.quick else 100, 10, args.repeats)
@@ -328,8 +343,9 @@ def main() -> int:
     print(sections[-1], flush=True)
     load_after = uptime()
 
-    cmd = "OPENBLAS_CORETYPE=Haswell .venv/bin/python -P bench/bench_kernels.py " + " ".join(
-        sys.argv[1:]
+    coretype = os.environ.get("OPENBLAS_CORETYPE")
+    cmd = (f"OPENBLAS_CORETYPE={coretype} " if coretype else "") + (
+        ".venv/bin/python -P bench/bench_kernels.py " + " ".join(sys.argv[1:])
     )
     text = "\n\n".join(
         [

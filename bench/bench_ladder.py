@@ -188,8 +188,12 @@ def main() -> int:
             f"(size {args.size}, {args.levels} levels, the six type strategies, tagger `{args.tagger}`, "
             f"self-BLEU sample {args.bleu_sample}, one run each — a full ladder is too long to repeat here).",
             f"Pool: the 78,806-sample shared pool ({n} rows), precomputed MiniLM embeddings. "
-            f"Load average before/after: {load_before[0]:.1f} / {load_after[0]:.1f} (`{uptime}`); "
-            "other helpers' jobs shared the 2 cores during this run, so times are upper bounds.",
+            f"Load average before/after: {load_before[0]:.1f} / {load_after[0]:.1f} (`{uptime}`)"
+            + (
+                "; other jobs shared the 2 cores during this run, so times are upper bounds."
+                if max(load_before[0], load_after[0]) > 2.5
+                else " (about this run alone on the 2 cores)."
+            ),
             "",
             "| run | seconds |",
             "|---|---:|",
