@@ -340,6 +340,34 @@ def test_properties_of_the_ladder(inc, frac, seed):
     np.testing.assert_array_equal(again.indices, ladder[2].indices)
 
 
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(inc=incidences, frac=st.floats(0.05, 1.0), seed=st.integers(0, 2**32), data=st.data())
+def test_one_and_two_threads_agree(inc, frac, seed, data):
+    n = max(1, int(frac * inc.n_samples))
+    rows = data.draw(st.integers(2, 60))
+    X = np.random.default_rng(seed).standard_normal((rows, 5)).astype(np.float32)
+    X[rows // 2 :] = X[: rows - rows // 2]  # duplicates: ties everywhere
+    m = data.draw(st.integers(1, rows))
+    before = td.num_threads()
+    try:
+        out = []
+        for t in (1, 2):
+            td.set_num_threads(t)
+            out.append(
+                (
+                    td.select_types_ladder(inc, n, [0, 0.5, 1], seed=seed, progress=False),
+                    td.kcenter_greedy(X, m, metric="l2", seed=seed),
+                )
+            )
+    finally:
+        td.set_num_threads(before)
+    (l1, k1), (l2, k2) = out
+    for a, b in zip(l1, l2, strict=True):
+        np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(k1.indices, k2.indices)
+    np.testing.assert_array_equal(k1.radii, k2.radii)
+
+
 def test_coverage_can_drop_on_a_tiny_pool():
     # the documented counterexample (hypothesis found it): evenness over coverage
     inc = Incidence.from_lists([[], [], [], [0, 2, 5], [1, 4], [0, 2, 3]], n_types=6)
