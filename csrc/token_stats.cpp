@@ -68,6 +68,20 @@ inline bool out_of_range(std::int32_t id, std::int32_t vocab) {
     return static_cast<std::uint32_t>(id) >= static_cast<std::uint32_t>(vocab);
 }
 
+// End of the valid prefix of ids[b, e): the first id outside [0, vocab) (its position is
+// recorded in bad_pos; the kernels throw on the first bad position after their parallel
+// region), or e.
+inline std::int64_t valid_end(const std::int32_t* ids, std::int64_t b, std::int64_t e, std::int32_t vocab,
+                              std::int64_t& bad_pos) {
+    for (std::int64_t p = b; p < e; ++p) {
+        if (out_of_range(ids[p], vocab)) {
+            bad_pos = std::min(bad_pos, p);
+            return p;
+        }
+    }
+    return e;
+}
+
 void check_vocab(std::int32_t vocab) {
     if (vocab < 0) throw std::invalid_argument("vocab_size must be >= 0, got " + std::to_string(vocab));
 }
@@ -231,14 +245,7 @@ TokenCounts token_counts(const CsrView<std::int32_t>& t, std::int32_t vocab) {
                 // validate the row first (a sequential scan of ids about to be read again
                 // from L1) so every table access below is in range; the call throws on the
                 // first bad position after the region
-                std::int64_t stop = e;
-                for (std::int64_t p = b; p < e; ++p) {
-                    if (out_of_range(ids[p], vocab)) {
-                        stop = p;
-                        my_bad = std::min(my_bad, p);
-                        break;
-                    }
-                }
+                const std::int64_t stop = valid_end(ids, b, e, vocab, my_bad);
                 std::int32_t nd = 0;
                 std::int64_t p = b;
                 for (; p + static_cast<std::int64_t>(kLanes) <= stop; p += kLanes)
@@ -476,14 +483,7 @@ std::int64_t distinct_bigrams_bitmap(const CsrView<std::int32_t>& t, std::int32_
                      r < bounds[static_cast<std::size_t>(ch) + 1]; ++r) {
                     const std::int64_t b = off[r], e = off[r + 1];
                     // a row stops at its first bad id (the call then throws)
-                    std::int64_t stop = e;
-                    for (std::int64_t p = b; p < e; ++p) {
-                        if (out_of_range(ids[p], vocab)) {
-                            stop = p;
-                            my_bad = std::min(my_bad, p);
-                            break;
-                        }
-                    }
+                    const std::int64_t stop = valid_end(ids, b, e, vocab, my_bad);
                     if (stop - b < 2) continue;
                     const auto n = static_cast<std::size_t>(stop - b - 1);
                     if (staged + n > codes.size()) apply();
@@ -581,14 +581,7 @@ NgramCount distinct_ngrams(const CsrView<std::int32_t>& t, std::int32_t vocab, i
                 const auto us = static_cast<std::uint64_t>(s), uS = static_cast<std::uint64_t>(S);
                 for (std::size_t r = 0; r < rows; ++r) {
                     const std::int64_t b = off[r], e = off[r + 1];
-                    bool ok = true;
-                    for (std::int64_t p = b; p < e; ++p) {
-                        if (out_of_range(ids[p], vocab)) {
-                            my_bad = std::min(my_bad, p);
-                            ok = false;
-                            break;
-                        }
-                    }
+                    const bool ok = valid_end(ids, b, e, vocab, my_bad) == e;
                     if (!ok) continue;
                     for (std::int64_t p = b; p + n <= e; ++p) {
                         const std::uint64_t k = ngram_key(ids + p, n);
@@ -635,14 +628,7 @@ std::vector<std::int64_t> distinct_ngrams_per_sample(const CsrView<std::int32_t>
                 for (std::size_t r = bounds[static_cast<std::size_t>(ch)];
                      r < bounds[static_cast<std::size_t>(ch) + 1]; ++r) {
                     const std::int64_t b = off[r], e = off[r + 1];
-                    bool ok = true;
-                    for (std::int64_t p = b; p < e; ++p) {
-                        if (out_of_range(ids[p], vocab)) {
-                            my_bad = std::min(my_bad, p);
-                            ok = false;
-                            break;
-                        }
-                    }
+                    const bool ok = valid_end(ids, b, e, vocab, my_bad) == e;
                     const std::int64_t m = e - b - n + 1;
                     if (!ok || m <= 0) continue;
                     // A per-row table of 2m..4m slots, cleared per row (O(row length)).
