@@ -340,6 +340,19 @@ def test_properties_of_the_ladder(inc, frac, seed):
     np.testing.assert_array_equal(again.indices, ladder[2].indices)
 
 
+def _on_one_and_two_threads(fn):
+    """``[fn() with 1 thread, fn() with 2 threads]``, restoring the thread count."""
+    before = td.num_threads()
+    try:
+        out = []
+        for t in (1, 2):
+            td.set_num_threads(t)
+            out.append(fn())
+        return out
+    finally:
+        td.set_num_threads(before)
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(inc=incidences, frac=st.floats(0.05, 1.0), seed=st.integers(0, 2**32), data=st.data())
 def test_one_and_two_threads_agree(inc, frac, seed, data):
@@ -348,20 +361,12 @@ def test_one_and_two_threads_agree(inc, frac, seed, data):
     X = np.random.default_rng(seed).standard_normal((rows, 5)).astype(np.float32)
     X[rows // 2 :] = X[: rows - rows // 2]  # duplicates: ties everywhere
     m = data.draw(st.integers(1, rows))
-    before = td.num_threads()
-    try:
-        out = []
-        for t in (1, 2):
-            td.set_num_threads(t)
-            out.append(
-                (
-                    td.select_types_ladder(inc, n, [0, 0.5, 1], seed=seed, progress=False),
-                    td.kcenter_greedy(X, m, metric="l2", seed=seed),
-                )
-            )
-    finally:
-        td.set_num_threads(before)
-    (l1, k1), (l2, k2) = out
+    (l1, k1), (l2, k2) = _on_one_and_two_threads(
+        lambda: (
+            td.select_types_ladder(inc, n, [0, 0.5, 1], seed=seed, progress=False),
+            td.kcenter_greedy(X, m, metric="l2", seed=seed),
+        )
+    )
     for a, b in zip(l1, l2, strict=True):
         np.testing.assert_array_equal(a.indices, b.indices)
     np.testing.assert_array_equal(k1.indices, k2.indices)
@@ -390,21 +395,14 @@ def test_same_result_with_one_and_two_threads(rng):
     inc = Incidence.from_lists(random_rows(rng, 3000, 400, 8), n_types=400)
     X = rng.standard_normal((3000, 24)).astype(np.float32)
     G = sp.random(500, 500, density=0.05, format="csr", random_state=1)
-    before = td.num_threads()
-    try:
-        out = []
-        for t in (1, 2):
-            td.set_num_threads(t)
-            out.append(
-                (
-                    td.select_types(inc, 300, 0.5).indices,
-                    td.kcenter_greedy(X, 200).indices,
-                    td.facility_location(G, 50).indices,
-                    td.threshold_filter(X, 200, 0.6).indices,
-                )
-            )
-    finally:
-        td.set_num_threads(before)
+    out = _on_one_and_two_threads(
+        lambda: (
+            td.select_types(inc, 300, 0.5).indices,
+            td.kcenter_greedy(X, 200).indices,
+            td.facility_location(G, 50).indices,
+            td.threshold_filter(X, 200, 0.6).indices,
+        )
+    )
     for a, b in zip(*out, strict=True):
         np.testing.assert_array_equal(a, b)
 
