@@ -292,6 +292,7 @@ def dataset_file_metrics(
     """
     from pathlib import Path
 
+    from tritondiv.manifest import read_manifest
     from tritondiv.pool import load_pool
     from tritondiv.tokens import load_tokenizer, tokenize
 
@@ -306,15 +307,11 @@ def dataset_file_metrics(
                 "`ladder`, or a pool file"
             )
         if (p / "manifest.json").is_file():
-            from tritondiv.manifest import read_manifest
-
             manifest = read_manifest(p)
     elif not p.is_file():
         raise FileNotFoundError(f"{p} does not exist: pass a dataset directory or a pool file")
     elif p.name == "data.jsonl" and (p.parent / "manifest.json").is_file():
         # a dataset's data file: its manifest still says how the pool was read
-        from tritondiv.manifest import read_manifest
-
         manifest = read_manifest(p.parent)
     loader = (manifest or {}).get("pool") or {}
     kwargs: dict[str, Any] = {}
