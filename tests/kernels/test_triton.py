@@ -1,7 +1,7 @@
 """Triton dissimilarity kernels under ``TRITON_INTERPRET=1``, against torch references.
 
 The interpreter must be on before triton is imported (``triton.jit`` reads the variable
-when a kernel is defined), so this file sets it at the top and imports
+when a kernel is defined), so the conftest of this folder sets it and this file imports
 ``tritondiv.kernels.triton_kernels`` fresh, then checks the kernels really are
 interpreted. Small shapes, sizes never a multiple of the tile, d = 1 and d = 384.
 
@@ -15,13 +15,11 @@ the float32 norms of rounded inputs).
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 
 import numpy as np
 import pytest
 
-os.environ["TRITON_INTERPRET"] = "1"
 
 torch = pytest.importorskip("torch")
 

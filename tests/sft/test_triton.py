@@ -10,14 +10,10 @@ multiple of the tile so the masked tails are exercised.
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 
 import pytest
 
-# Before triton is imported: triton.language's own @jit helpers (tl.max, tl.sigmoid ...)
-# are defined interpreted only when the variable is set at their definition. It stays set.
-os.environ["TRITON_INTERPRET"] = "1"
 
 torch = pytest.importorskip("torch")
 
