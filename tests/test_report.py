@@ -10,7 +10,7 @@ import pytest
 
 from tritondiv._io import save_npz_atomic
 from tritondiv.cli import main
-from tritondiv.manifest import write_dataset
+from tritondiv.dataset import write_dataset
 from tritondiv.report import collect, write_report
 
 PNG = b"\x89PNG\r\n\x1a\n"

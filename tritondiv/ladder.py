@@ -26,7 +26,15 @@ from typing import Any
 import numpy as np
 
 from tritondiv._io import save_npz_atomic, write_json_atomic
-from tritondiv.manifest import jsonable, read_manifest, verify_dataset, versions, write_dataset
+from tritondiv.dataset import (
+    LADDER_FILE,
+    jsonable,
+    level_dir,
+    read_manifest,
+    verify_dataset,
+    versions,
+    write_dataset,
+)
 from tritondiv.strategies import (
     COMPONENTS,
     TYPE_STRATEGIES,
@@ -50,7 +58,6 @@ __all__ = [
     "select_dataset",
 ]
 
-LADDER_FILE = "ladder.json"
 TOKEN_COUNTS_FILE = "token_counts.npz"
 
 
@@ -73,11 +80,6 @@ def pool_meta(pool: Any, **loader_options: Any) -> dict[str, Any]:
 def _selection_options(options: dict[str, Any]) -> dict[str, Any]:
     """The options that change what is selected (not progress bars or the cache switch)."""
     return {k: v for k, v in options.items() if k not in ("progress", "cache")}
-
-
-def level_dir(strategy: str, level_index: int) -> str:
-    """Relative path of a ladder dataset: ``<strategy>/level-<i>``."""
-    return f"{strategy}/level-{level_index}"
 
 
 def _component_inputs(

@@ -292,7 +292,7 @@ def dataset_file_metrics(
     """
     from pathlib import Path
 
-    from tritondiv.manifest import read_manifest
+    from tritondiv.dataset import read_manifest
     from tritondiv.pool import load_pool
     from tritondiv.tokens import load_tokenizer, tokenize
 

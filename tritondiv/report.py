@@ -34,7 +34,7 @@ METRICS: tuple[tuple[str, str], ...] = (
 
 def collect(directory: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The ladder index (or a synthetic one) and the manifests of its finished datasets."""
-    from tritondiv.manifest import MANIFEST_FILE, read_manifest
+    from tritondiv.dataset import MANIFEST_FILE, read_manifest
 
     d = Path(directory)
     if not d.is_dir():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tritondiv.cli import main
-from tritondiv.manifest import read_manifest, verify_dataset
+from tritondiv.dataset import read_manifest, verify_dataset
 
 pytestmark = pytest.mark.shared_data
 

@@ -12,7 +12,7 @@ from test_strategies import make_mixed_pool
 
 from tritondiv._io import file_sha256
 from tritondiv.ladder import LADDER_FILE, level_dir, run_ladder
-from tritondiv.manifest import read_manifest, verify_dataset
+from tritondiv.dataset import read_manifest, verify_dataset
 from tritondiv.strategies import TYPE_STRATEGIES, FeatureOptions
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow]

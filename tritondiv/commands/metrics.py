@@ -55,7 +55,7 @@ def _fmt(v: object) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from tritondiv._io import write_json_atomic
-    from tritondiv.manifest import jsonable
+    from tritondiv.dataset import jsonable
     from tritondiv.metrics import dataset_file_metrics
 
     results = []
