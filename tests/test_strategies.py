@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import gzip
 import itertools
-import json
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +24,6 @@ from tritondiv.strategies import (
 from tritondiv.types import coverage, default_topics, parse_band_value, resolve_band
 
 T0_ROWS = 55_185
-GSM8K_START = 78_806 - 7_473
 LEVELS = parse_levels(7)
 
 
@@ -40,38 +37,9 @@ def _read_jsonl_gz(path: Path, stop: int | None = None) -> list[dict]:
     return out
 
 
-def make_mixed_pool(shared_data: Path, folder: Path, n_t0: int = 2500, n_gsm: int = 500) -> dict:
-    """A real pool of T0 (every template, strided) + GSM8K rows, a ``tags`` list field on
-    every record, and the matching rows of the precomputed embeddings."""
-    folder.mkdir(parents=True, exist_ok=True)
-    stride = T0_ROWS // n_t0
-    t0_idx = np.arange(n_t0) * stride
-    t0 = _read_jsonl_gz(shared_data / "t0_50k.jsonl.gz")
-    with open(folder / "a_t0.jsonl", "w", encoding="utf-8") as fh:
-        for i in t0_idx:
-            rec = dict(t0[i])
-            rec["tags"] = [rec["template"], rec["template"].split("_")[0]]
-            fh.write(json.dumps(rec) + "\n")
-    gsm = _read_jsonl_gz(shared_data / "gsm8k_train.jsonl.gz", n_gsm)
-    with open(folder / "b_gsm8k.jsonl", "w", encoding="utf-8") as fh:
-        for rec in gsm:
-            fh.write(json.dumps({**rec, "tags": ["math word problem", "arithmetic"]}) + "\n")
-    rows = np.concatenate([t0_idx, GSM8K_START + np.arange(n_gsm)])
-    paths = {}
-    for comp in ("instruction", "response"):
-        X = np.load(shared_data / "embeddings" / f"minilm_{comp}.f16.npy", mmap_mode="r")
-        paths[comp] = folder / f"emb_{comp}.npy"
-        np.save(paths[comp], np.asarray(X[rows]))
-    return {
-        "pool": [str(folder / "a_t0.jsonl"), str(folder / "b_gsm8k.jsonl")],
-        "emb": paths,
-        "templates": [t0[i]["template"] for i in t0_idx] + ["gsm8k"] * n_gsm,
-    }
-
-
 @pytest.fixture(scope="module")
-def mixed(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return make_mixed_pool(shared_data, tmp_path_factory.mktemp("mixed"))
+def mixed(make_mixed_pool, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return make_mixed_pool(tmp_path_factory.mktemp("mixed"))
 
 
 def _features(mixed: dict, seed: int = 0, **kw) -> Features:

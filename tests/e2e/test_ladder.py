@@ -8,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_strategies import make_mixed_pool
 
 from tritondiv._io import file_sha256
-from tritondiv.ladder import LADDER_FILE, level_dir, run_ladder
 from tritondiv.dataset import read_manifest, verify_dataset
+from tritondiv.ladder import LADDER_FILE, level_dir, run_ladder
 from tritondiv.strategies import TYPE_STRATEGIES, FeatureOptions
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
@@ -22,8 +21,8 @@ N_LEVELS = 7
 
 
 @pytest.fixture(scope="module")
-def mixed(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return make_mixed_pool(shared_data, tmp_path_factory.mktemp("mixed"), n_t0=1500, n_gsm=300)
+def mixed(make_mixed_pool, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return make_mixed_pool(tmp_path_factory.mktemp("mixed"), n_t0=1500, n_gsm=300)
 
 
 def _opts(mixed: dict) -> FeatureOptions:

@@ -20,7 +20,6 @@ import sys
 import numpy as np
 import pytest
 
-
 torch = pytest.importorskip("torch")
 
 

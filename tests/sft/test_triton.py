@@ -14,7 +14,6 @@ import sys
 
 import pytest
 
-
 torch = pytest.importorskip("torch")
 
 
