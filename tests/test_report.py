@@ -93,6 +93,7 @@ def test_report_from_a_ladder_index(tmp_path: Path) -> None:
         assert f"src='{png}'" in html
     assert html.count("<tr>") >= 9  # 9 datasets (+ header and timing rows)
     assert "response-micro/level-2/manifest.json" in html
+    assert "response-micro/level-2/data.jsonl" in html
     assert "Self-BLEU sample size per dataset: 50" in html
     index, rows = collect(tmp_path)
     assert len(rows) == 9 and index["strategies"] == strategies

@@ -19,7 +19,7 @@ import numpy as np
 
 from tritondiv._io import atomic_write, load_npz
 
-__all__ = ["collect", "write_report"]
+__all__ = ["DIRECTION", "collect", "summarize", "write_report"]
 
 METRICS: tuple[tuple[str, str], ...] = (
     ("distinct_1", "distinct-1"),
@@ -187,8 +187,169 @@ def _fmt(v: Any) -> str:
     return html.escape(str(v))
 
 
+#: Which way each metric moves when a dataset is more diverse (+1: higher is more diverse,
+#: -1: lower is more diverse, 0: not a diversity measure — shown as a possible confound).
+DIRECTION: dict[str, int] = {
+    "distinct_1": +1,
+    "distinct_2": +1,
+    "token_entropy": +1,
+    "mean_pairwise_distance": +1,
+    "mean_length": 0,
+    "compression_ratio": -1,
+    "self_bleu": -1,
+}
+_DIRECTION_WORDS = {
+    +1: "higher = more diverse",
+    -1: "lower = more diverse",
+    0: "not a diversity measure (a confound when it moves)",
+}
+#: A relative change of the response length (lowest to highest level) above this is flagged.
+LENGTH_CONFOUND = 0.25
+#: A change of any source's share (lowest to highest level) above this is flagged.
+SOURCE_CONFOUND = 0.15
+
+
+def _metric(r: dict[str, Any], component: str, key: str) -> float | None:
+    v = ((r.get("metrics") or {}).get(component) or {}).get(key)
+    return None if v is None else float(v)
+
+
+def _ends(
+    rows: list[dict[str, Any]], strategy: str
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The datasets of a strategy at its lowest and its highest level."""
+    mine = sorted(
+        (r for r in rows if r.get("strategy") == strategy), key=lambda r: float(r.get("level", 0))
+    )
+    if len(mine) < 2 or float(mine[0].get("level", 0)) == float(mine[-1].get("level", 0)):
+        return None
+    return mine[0], mine[-1]
+
+
+def _source_shift(lo: dict[str, Any], hi: dict[str, Any]) -> tuple[str, float] | None:
+    """The source whose share moves most between two datasets (from their ``sources``)."""
+    a, b = lo.get("sources") or {}, hi.get("sources") or {}
+    na, nb = sum(a.values()), sum(b.values())
+    if not na or not nb:
+        return None
+    shifts = {s: b.get(s, 0) / nb - a.get(s, 0) / na for s in set(a) | set(b)}
+    src = max(shifts, key=lambda s: (abs(shifts[s]), s))
+    return src, shifts[src]
+
+
+def summarize(rows: list[dict[str, Any]], strategies: list[str]) -> list[dict[str, Any]]:
+    """Per strategy: how each metric changes from the lowest to the highest level, whether that
+    is towards more diversity, and the confounds (length, source mix) to look at."""
+    out = []
+    for s in strategies:
+        ends = _ends(rows, s)
+        if ends is None:
+            continue
+        lo, hi = ends
+        moves = []
+        for comp in ("instruction", "response"):
+            for key, label in METRICS:
+                a, b = _metric(lo, comp, key), _metric(hi, comp, key)
+                if a is None or b is None:
+                    continue
+                rel = (b - a) / abs(a) if a else (0.0 if b == a else float("inf"))
+                moves.append(
+                    {
+                        "component": comp,
+                        "metric": key,
+                        "label": label,
+                        "from": a,
+                        "to": b,
+                        "relative": rel,
+                        "more_diverse": (DIRECTION[key] * (b - a) > 0) if DIRECTION[key] else None,
+                    }
+                )
+        confounds = []
+        a, b = _metric(lo, "response", "mean_length"), _metric(hi, "response", "mean_length")
+        if a and b is not None and abs(b - a) / a > LENGTH_CONFOUND:
+            confounds.append(
+                f"response length {a:.0f} → {b:.0f} tokens ({(b - a) / a:+.0%}): part of what the "
+                "other metrics show may be length"
+            )
+        shift = _source_shift(lo, hi)
+        if shift is not None and abs(shift[1]) > SOURCE_CONFOUND:
+            confounds.append(
+                f"source mix: the share of {shift[0]} changes by {shift[1]:+.0%} across levels"
+            )
+        out.append(
+            {
+                "strategy": s,
+                "levels": (float(lo.get("level", 0)), float(hi.get("level", 0))),
+                "moves": moves,
+                "confounds": confounds,
+            }
+        )
+    return out
+
+
+def _summary_html(summary: list[dict[str, Any]]) -> list[str]:
+    if not summary:
+        return ["<p>Fewer than two levels per strategy: no trend to summarize.</p>"]
+    parts = [
+        "<table class='summary'><tr><th>strategy</th><th>towards more diversity as the level "
+        "rises</th><th>against</th><th>confounds to check</th></tr>"
+    ]
+    for item in summary:
+        ok = [m for m in item["moves"] if m["more_diverse"] is True]
+        bad = [m for m in item["moves"] if m["more_diverse"] is False]
+
+        def words(ms: list[dict[str, Any]]) -> str:
+            ms = sorted(ms, key=lambda m: -abs(m["relative"]))[:4]
+            return (
+                ", ".join(
+                    f"{m['component'][:4]}. {html.escape(m['label'])} {m['relative']:+.0%}"
+                    for m in ms
+                )
+                or "–"
+            )
+
+        conf = "<br>".join(html.escape(c) for c in item["confounds"]) or "none flagged"
+        cls = " class='flag'" if item["confounds"] else ""
+        parts.append(
+            f"<tr><td>{html.escape(item['strategy'])}</td><td>{words(ok)}</td>"
+            f"<td>{words(bad)}</td><td{cls}>{conf}</td></tr>"
+        )
+    parts.append("</table>")
+    return parts
+
+
+def _dataset_links(path: str) -> str:
+    from tritondiv.dataset import DATA_FILE, MANIFEST_FILE
+
+    p = html.escape(path)
+    return f"<a href='{p}/{DATA_FILE}'>{DATA_FILE}</a> · <a href='{p}/{MANIFEST_FILE}'>manifest</a>"
+
+
+_STYLE = (
+    "<style>body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1200px;"
+    "padding:0 1em;color:#222}table{border-collapse:collapse;font-size:13px;margin:.5em 0}"
+    "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right;vertical-align:top}"
+    "th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}"
+    "table.summary td,table.summary th{text-align:left;max-width:420px}td.flag{background:#fff4d6}"
+    "img{max-width:100%;border:1px solid #ddd}.note{color:#555;font-size:13px}"
+    "details{margin:.5em 0}</style>"
+)
+# Logs an error on the console for any plot that does not load (the report test checks it).
+_IMAGE_CHECK = (
+    "<script>window.addEventListener('load',()=>{for(const i of document.images){"
+    "if(!i.complete||i.naturalWidth===0){console.error('image failed to load: '+i.src)}}});"
+    "</script>"
+)
+
+
 def write_report(directory: str | Path) -> Path:
-    """Write ``directory/report.html`` and its PNG plots; return the HTML path."""
+    """Write ``directory/report.html`` and its PNG plots; return the HTML path.
+
+    The page leads with what a curator decides from: per strategy, which diversity metrics
+    move towards more diversity as the level rises and by how much, and the confounds
+    (response length, source mix) flagged; then the plots, the datasets (with links to
+    each ``data.jsonl`` and manifest), and the time per stage last.
+    """
     d = Path(directory)
     index, rows = collect(d)
     strategies = [s for s in index.get("strategies", []) if s] or sorted(
@@ -222,57 +383,79 @@ def write_report(directory: str | Path) -> Path:
 
     pool = index.get("pool") or (rows[0].get("pool") if rows else {}) or {}
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>tritondiv report</title>",
-        "<style>body{font-family:sans-serif;margin:2em;max-width:1400px}"
-        "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px;"
-        "text-align:right}th{background:#eee}img{max-width:100%;border:1px solid #ddd}</style>",
-        "</head><body><h1>tritondiv diversity ladder</h1>",
-        f"<p>Pool fingerprint <code>{_fmt(pool.get('fingerprint'))}</code>, "
-        f"{_fmt(pool.get('n_samples'))} samples; size {_fmt(index.get('size'))}; "
-        f"seed {_fmt(index.get('seed'))}; {len(rows)} datasets; strategies: "
-        f"{_fmt(', '.join(strategies))}.</p>",
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width,initial-scale=1'>",
+        f"<title>tritondiv report</title>{_STYLE}</head><body>",
+        "<h1>tritondiv diversity ladder</h1>",
+        f"<p class='note'>{len(rows)} datasets of {_fmt(index.get('size'))} samples from a pool "
+        f"of {_fmt(pool.get('n_samples'))} (fingerprint <code>{_fmt(str(pool.get('fingerprint', ''))[:12])}"
+        f"</code>), seed {_fmt(index.get('seed'))}; strategies: {_fmt(', '.join(strategies))}.</p>",
+        "<h2>Summary: what rises with the diversity level</h2>",
+        "<p class='note'>From each strategy's lowest to its highest level. "
+        + "; ".join(
+            f"{html.escape(label)}: {_DIRECTION_WORDS[DIRECTION[key]]}" for key, label in METRICS
+        )
+        + ".</p>",
+        *_summary_html(summarize(rows, strategies)),
     ]
-    timings = index.get("timings")
-    if timings:
-        parts.append("<h2>Time per stage (s)</h2><table><tr><th>stage</th><th>seconds</th></tr>")
-        parts += [f"<tr><td>{_fmt(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in timings.items()]
-        parts.append("</table>")
     for name, caption in images:
         parts.append(
             f"<h2>{html.escape(caption)}</h2><img src='{name}' alt='{html.escape(caption)}'>"
         )
+    ordered = sorted(rows, key=lambda r: (str(r.get("strategy")), float(r.get("level", 0))))
     parts.append(
-        "<h2>Datasets</h2><table><tr><th>strategy</th><th>level</th><th>k</th>"
-        "<th>k_min</th><th>k_max</th><th>coverage</th><th>n_types</th>"
+        "<h2>Datasets</h2><table><tr><th>strategy</th><th>level p</th><th>k</th>"
+        "<th>k_min</th><th>k_max</th><th>coverage</th><th>n_types</th><th>samples</th>"
+        "<th>files</th></tr>"
     )
-    for comp in ("instruction", "response"):
-        parts += [f"<th>{comp[:4]}. {html.escape(label)}</th>" for _, label in METRICS]
-    parts.append("<th>dataset</th></tr>")
-    for r in sorted(rows, key=lambda r: (str(r.get("strategy")), float(r.get("level", 0)))):
-        cells = [
-            r.get("strategy"),
-            r.get("level"),
-            r.get("k"),
-            r.get("k_min"),
-            r.get("k_max"),
-            r.get("coverage"),
-            r.get("n_types"),
-        ]
-        met = r.get("metrics") or {}
-        for comp in ("instruction", "response"):
-            cells += [(met.get(comp) or {}).get(key) for key, _ in METRICS]
+    for r in ordered:
+        cells = [r.get(k) for k in ("strategy", "level", "k", "k_min", "k_max", "coverage")]
+        cells += [r.get("n_types"), r.get("size")]
         row = "".join(f"<td>{_fmt(c)}</td>" for c in cells)
-        path = html.escape(r["_path"])
-        parts.append(f"<tr>{row}<td><a href='{path}/manifest.json'>{path}</a></td></tr>")
+        parts.append(f"<tr>{row}<td>{_dataset_links(r['_path'])}</td></tr>")
     parts.append("</table>")
+    for comp in ("instruction", "response"):
+        parts.append(
+            f"<h3>{comp.capitalize()} metrics</h3><table><tr><th>strategy</th><th>level p</th>"
+        )
+        parts += [
+            f"<th title='{_DIRECTION_WORDS[DIRECTION[key]]}'>{html.escape(label)} "
+            f"{'↑' if DIRECTION[key] > 0 else '↓' if DIRECTION[key] < 0 else ''}</th>"
+            for key, label in METRICS
+        ]
+        parts.append("</tr>")
+        for r in ordered:
+            cells = [r.get("strategy"), r.get("level")]
+            cells += [_metric(r, comp, key) for key, _ in METRICS]
+            parts.append("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in cells) + "</tr>")
+        parts.append("</table>")
+    parts.append(
+        "<p class='note'>↑ higher is more diverse, ↓ lower is more diverse; mean length is not a "
+        "diversity measure.</p>"
+    )
     bleu_n = {
         (r.get("metrics") or {}).get("response", {}).get("self_bleu_sample") for r in rows
     } - {None}
     if bleu_n:
         parts.append(
-            f"<p>Self-BLEU sample size per dataset: {_fmt(', '.join(map(str, sorted(bleu_n))))} "
+            f"<p class='note'>Self-BLEU sample size per dataset: "
+            f"{_fmt(', '.join(map(str, sorted(bleu_n))))} "
             "texts (each against the other sampled texts).</p>"
         )
+    runs = index.get("runs") or ([{"timings": index["timings"]}] if index.get("timings") else [])
+    if runs:
+        parts.append("<h2>Time per stage (s)</h2>")
+        stages = list(dict.fromkeys(k for run in runs for k in run.get("timings", {})))
+        head = "".join(
+            f"<th>run {i + 1}{(' ' + html.escape(str(run['started']))) if run.get('started') else ''}</th>"
+            for i, run in enumerate(runs)
+        )
+        parts.append(f"<table><tr><th>stage</th>{head}</tr>")
+        for st in stages:
+            vals = "".join(f"<td>{_fmt(run.get('timings', {}).get(st))}</td>" for run in runs)
+            parts.append(f"<tr><td>{_fmt(st)}</td>{vals}</tr>")
+        parts.append("</table>")
+    parts.append(_IMAGE_CHECK)
     parts.append("</body></html>\n")
     out = d / "report.html"
     with atomic_write(out, "w", encoding="utf-8") as fh:
