@@ -12,6 +12,7 @@ found with one vectorised pass per column and a per-record scan only when it fai
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -238,11 +239,34 @@ def _check_encodable(texts: Texts, col: Any, field: Callable[[int], str]) -> Non
                 texts.flag(i, field(i), "is not valid UTF-8")
 
 
+def _locate(record: Any, field: str) -> str:
+    """The raw field of a JSON record that holds the unencodable part of a text made from
+    ``field`` (alpaca's instruction joins ``input``; a conversation names its turn)."""
+    if type(record) is not dict:
+        return field
+    value = record.get(field)
+    if field == "instruction" and type(value) is str and _surrogate(value) is None:
+        return "input"
+    if isinstance(value, list):
+        text_key = "content" if field == "messages" else "value"
+        for j, turn in enumerate(value):
+            text = turn.get(text_key) if isinstance(turn, dict) else None
+            if text is not None and _surrogate(json.dumps(text, ensure_ascii=False)) is not None:
+                return f"{field}[{j}].{text_key}"
+    return field
+
+
 def _check_limits(block: Block, texts: Texts, max_text_chars: int | None) -> None:
+    records = block.records
     for which, col in enumerate((texts.instruction, texts.response)):
         if max_text_chars is not None:
             _check_size(texts, col, which, max_text_chars)
-        _check_encodable(texts, col, lambda i, w=which: texts.fields(i)[w])  # type: ignore[misc]
+
+        def field(i: int, which: int = which) -> str:
+            name = texts.fields(i)[which]
+            return name if records is None else _locate(records[i], name)
+
+        _check_encodable(texts, col, field)
     _check_encodable(texts, texts.ids, lambda i: "id")
 
 
