@@ -37,6 +37,8 @@ def test_link_loops_read_each_file_once(tmp_path: Path) -> None:
     os.symlink(root, root / "loop")  # a link to its own folder
     os.symlink("..", root / "sub" / "up")  # a second loop, through the parent
     os.symlink("a.jsonl", root / "z_same.jsonl")  # a second name for one file
+    os.symlink("..", root / "up")  # a loop through the folder above the pool
+    _jsonl(tmp_path / "outside.jsonl", ROWS)  # ... which is not part of the pool
     pool = load_pool(root)
     assert pool.ids == ["a.jsonl:0", "a.jsonl:1", "sub/b.jsonl:0"]
     assert pool.skipped == []

@@ -5,7 +5,8 @@
 
 Directories are walked recursively in sorted name order, hidden entries skipped. Links are
 followed, but a folder or file reached a second time (a link loop, or two links to one
-target) is read once, under the first path in that order. A broken link whose name has a
+target) is read once, under the first path in that order, and a link to a folder that holds
+the folder it sits in (a loop up the tree) is not followed. A broken link whose name has a
 pool suffix is an error naming the link and its target; other broken links are ignored,
 as are other files.
 """
@@ -63,6 +64,7 @@ def expand(source: str | os.PathLike[str]) -> list[tuple[Path, str]]:
     seen: set[Path] = {path.resolve()}  # real paths of the folders and files taken
 
     def walk(folder: Path) -> None:
+        here = folder.resolve()
         try:
             entries = sorted(folder.iterdir(), key=lambda p: p.name)
         except OSError as exc:
@@ -80,8 +82,8 @@ def expand(source: str | os.PathLike[str]) -> list[tuple[Path, str]]:
             if not is_dir and not split_suffix(entry)[0]:
                 continue
             real = entry.resolve()
-            if real in seen:
-                continue
+            if real in seen or (is_dir and here.is_relative_to(real)):
+                continue  # taken already, or a link up into the walk (a loop)
             seen.add(real)
             if is_dir and not is_saved_dataset(entry):
                 walk(entry)
