@@ -1,10 +1,9 @@
 """Pool I/O: every format x every container on hand-made records, every error path, skip_bad,
-ids, fingerprint, subset/column, the CLI helpers, a hypothesis round trip, and the real files
+ids, fingerprint, subset/column, a hypothesis round trip, and the real files
 of ../shared/data against the text rules of its README."""
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 import tempfile
@@ -23,10 +22,8 @@ from tritondiv.pool import (
     Pool,
     PoolError,
     SkippedRecord,
-    add_pool_arguments,
     detect_format,
     load_pool,
-    pool_from_args,
     summarize_skipped,
 )
 
@@ -655,39 +652,6 @@ def test_pool_constructor_checks_lengths() -> None:
 
 
 # --------------------------------------------------------------------------------------
-# CLI helpers
-# --------------------------------------------------------------------------------------
-
-
-def test_add_pool_arguments_and_pool_from_args(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    path = tmp_path / "mixed.jsonl"
-    path.write_text(MIXED_JSONL)
-    parser = argparse.ArgumentParser()
-    add_pool_arguments(parser)
-    args = parser.parse_args([])
-    assert (args.pool, args.format, args.first_turn_only, args.skip_bad, args.limit) == (
-        None,
-        "auto",
-        False,
-        False,
-        None,
-    )
-    args = parser.parse_args(
-        [str(path), "--skip-bad", "--limit", "2", "--format", "prompt_completion"]
-    )
-    pool = pool_from_args(args)
-    assert pool.ids == ["1", "4"]
-    err = capsys.readouterr().err
-    assert err.startswith("skipped 2 records: ")  # lines 2 and 3 come before the limit
-    with pytest.raises(PoolError, match="line 2"):
-        pool_from_args(parser.parse_args([str(path)]))
-    with pytest.raises(SystemExit):
-        parser.parse_args(["--format", "csv"])
-
-
-# --------------------------------------------------------------------------------------
 # hypothesis: random records round-trip through every container
 # --------------------------------------------------------------------------------------
 
@@ -872,12 +836,12 @@ def test_table_columns_of_the_wrong_type(tmp_path: Path) -> None:
 
 def _both_paths(path: Path, **kwargs: Any) -> tuple[Any, Any]:
     """(fast, slow): each a Pool, or the PoolError message when loading fails."""
-    import tritondiv.pool as tp
+    import tritondiv.pool.readers.jsonl as tp
 
     out = []
     for min_lines in (1, 10**12):
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(tp, "_ARROW_MIN_LINES", min_lines)
+            mp.setattr(tp, "ARROW_MIN_LINES", min_lines)
             try:
                 out.append(load_pool(path, **kwargs))
             except PoolError as exc:
@@ -953,7 +917,7 @@ def test_arrow_fast_path_on_a_big_file(tmp_path: Path) -> None:
         "".join(json.dumps(r, ensure_ascii=i % 2 == 0) + "\n" for i, r in enumerate(rows))
     )
     pool = load_pool(path)
-    assert type(pool._records.segments[0]).__name__ == "_JsonColumn"  # the fast path served it
+    assert type(pool._records.segments[0]).__name__ == "JsonRecords"  # the fast path served it
     fast, slow = _both_paths(path)
     _same(fast, slow)
     assert (

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import tritondiv.sharegpt as dp
+import tritondiv.pool.sharegpt as dp
 from tritondiv import Pool, PoolError, default_pool, load_pool
 from tritondiv.sharegpt import (
     EXPECTED_CONVERSATIONS,

@@ -1,0 +1,260 @@
+"""Reading pools: :func:`load_pool` reads instruction/response samples into a :class:`Pool`.
+
+A *pool* is the set of samples datasets are selected from. :func:`load_pool` reads one from
+
+* a file: ``.jsonl`` (one JSON object per line), ``.json`` (a JSON list of objects) or
+  ``.parquet``, each optionally gzip-compressed (``.jsonl.gz``, ``.json.gz``, ``.parquet.gz``);
+* a directory: every such file below it (recursively, hidden entries skipped), in sorted
+  path order, plus any dataset saved with ``datasets``' ``save_to_disk`` found there; a
+  folder or file reached twice through links is read once (:mod:`.readers`);
+* a dataset saved with ``datasets.Dataset.save_to_disk`` (a folder holding
+  ``dataset_info.json`` and ``state.json``) or ``DatasetDict.save_to_disk`` (a folder holding
+  ``dataset_dict.json``; splits are read in sorted name order, empty splits are skipped and
+  listed in :attr:`Pool.skipped` with the position ``"split"``);
+* a list of any of those, in the order given;
+* nothing (``None``): the embedded default pool (:func:`default_pool`).
+
+Record formats (:data:`FORMATS`) are detected per file from the fields of the file's first
+record, per record with ``format="mixed"``, or forced with ``format=``; the record rule
+(which fields make the instruction and the response, how conversations are joined) is
+:func:`record_texts`, documented in :mod:`tritondiv.pool.formats`.
+
+Bad records — an invalid JSON line, a record that is not an object, a missing, null,
+non-string or (after stripping whitespace) empty instruction or response, a conversation
+without an assistant reply, an unknown role, a text longer than ``max_text_chars``, a text
+or id that cannot be written as UTF-8 (a lone surrogate) — raise :class:`PoolError` naming
+the file, the line (``.jsonl``) or record index (0-based, for ``.json``, parquet and
+``save_to_disk`` datasets) and the field. With ``skip_bad=True`` they are skipped instead,
+and every skipped record is listed in :attr:`Pool.skipped` with its reason: nothing is ever
+dropped silently.
+
+Sample ids: the record's ``id`` field (as ``str``) when present and not null, else
+``"<file>:<index>"`` where ``<file>`` is the path relative to the directory given (the file
+name for a single file) and ``<index>`` the 0-based record index in that file. An id seen
+before in the pool gets the suffix ``#2``, ``#3``, ... so that ids are unique (the record
+itself keeps its original ``id``).
+
+Speed: parquet and ``save_to_disk`` tables are checked and joined with pyarrow compute (no
+per-record Python; records become dicts only when :attr:`Pool.records` is read;
+dictionary-encoded columns are decoded first). Big ``.jsonl`` files of the single-turn
+formats are parsed by pyarrow's multi-threaded JSON reader; a file pyarrow cannot read
+exactly as ``json`` would takes the plain ``json`` path, so results never depend on the
+path taken.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from tritondiv.pool.extract import Texts, block_texts
+from tritondiv.pool.formats import FORMATS, detect_format, record_texts
+from tritondiv.pool.model import (
+    Pool,
+    PoolError,
+    RecordStore,
+    SkippedRecord,
+    summarize_skipped,
+    unique_ids,
+)
+from tritondiv.pool.readers import Block, expand, read
+from tritondiv.pool.sharegpt import default_pool
+
+__all__ = [
+    "DEFAULT_MAX_TEXT_CHARS",
+    "FORMATS",
+    "Pool",
+    "PoolError",
+    "SkippedRecord",
+    "default_pool",
+    "detect_format",
+    "load_pool",
+    "record_texts",
+    "summarize_skipped",
+]
+
+#: ``load_pool``'s default bound on one instruction or response, in characters.
+DEFAULT_MAX_TEXT_CHARS = 1_000_000
+
+_BAD_RECORD_HINT = "Fix the record, or pass skip_bad=True (--skip-bad) to skip bad records"
+
+
+def _gather(col: Any, keep: np.ndarray, n: int) -> list[Any]:
+    """``col[keep]`` as a list, for a python list or a pyarrow array."""
+    if isinstance(col, list):
+        return col if keep.size == n else [col[i] for i in keep.tolist()]
+    import pyarrow as pa
+
+    return list((col if keep.size == n else col.take(pa.array(keep))).to_pylist())
+
+
+def _hint(reason: str) -> str:
+    if reason == "is empty":
+        return _BAD_RECORD_HINT + ", or allow_empty=True (--allow-empty) to keep empty texts"
+    if "max_text_chars" in reason:
+        return _BAD_RECORD_HINT + ", or max_text_chars=None to accept longer texts"
+    return _BAD_RECORD_HINT
+
+
+def _build_pool(
+    blocks: list[tuple[Block, Texts]],
+    skip_bad: bool,
+    limit: int | None,
+    extra_skipped: Sequence[SkippedRecord] = (),
+) -> Pool:
+    ids: list[str] = []
+    ins: list[str] = []
+    res: list[str] = []
+    src: list[str] = []
+    segments = []
+    index_parts = []
+    skipped: list[SkippedRecord] = []
+    offset = 0
+    for block, texts in blocks:
+        n = len(block)
+        bad = np.array(sorted(texts.problems), dtype=np.int64)
+        keep = (
+            np.setdiff1d(np.arange(n, dtype=np.int64), bad)
+            if bad.size
+            else np.arange(n, dtype=np.int64)
+        )
+        if limit is not None and limit - len(ids) < keep.size:
+            # Only records before the limit is reached count (bad ones included).
+            remaining = max(limit - len(ids), 0)
+            cutoff = int(keep[remaining - 1]) + 1 if remaining else 0
+            keep = keep[:remaining]
+            bad = bad[bad < cutoff]
+        if bad.size and not skip_bad:
+            first = int(bad[0])
+            field, reason = texts.problems[first]
+            raise PoolError(
+                reason, path=block.path, field=field, hint=_hint(reason), **block.where(first)
+            )
+        for i in bad.tolist():
+            field, reason = texts.problems[i]
+            skipped.append(
+                SkippedRecord(
+                    block.path, block.position(i), f"field {field!r} {reason}" if field else reason
+                )
+            )
+        ids.extend(_gather(texts.ids, keep, n))
+        ins.extend(_gather(texts.instruction, keep, n))
+        res.extend(_gather(texts.response, keep, n))
+        src.extend([block.path] * keep.size)
+        segments.append(block.segment())
+        index_parts.append(keep.astype(np.int64) + offset)
+        offset += n
+    index = np.concatenate(index_parts) if index_parts else np.zeros(0, dtype=np.int64)
+    skipped.extend(extra_skipped)
+    return Pool(unique_ids(ids), ins, res, src, RecordStore(segments, index), skipped)
+
+
+def _check_count(name: str, value: Any, minimum: int) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name} must be an integer or None, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum} (or None), got {value!r}")
+
+
+def load_pool(
+    source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+    *,
+    format: str = "auto",
+    first_turn_only: bool = False,
+    skip_bad: bool = False,
+    limit: int | None = None,
+    allow_empty: bool = False,
+    max_text_chars: int | None = DEFAULT_MAX_TEXT_CHARS,
+) -> Pool:
+    """Read a pool of instruction/response samples.
+
+    Parameters
+    ----------
+    source : str, path-like, list of those, or None
+        A pool file, a directory of pool files, a ``datasets`` ``save_to_disk`` folder, or
+        a list of those (read in order). ``None`` loads the embedded default pool
+        (ShareGPT, see :func:`default_pool`; it always skips its conversations that give
+        no sample, listing them in :attr:`Pool.skipped`). See the module docstring for the
+        file types and record formats.
+    format : str
+        ``"auto"`` (detect per file from its first record), ``"mixed"`` (detect per
+        record, for files that mix formats; rows of a table drop their null fields before
+        detection), or one of ``"alpaca"``, ``"prompt_completion"``, ``"question_answer"``,
+        ``"sharegpt"``, ``"messages"``, applied to every record.
+    first_turn_only : bool
+        For conversations, keep only the first user turn and the first assistant reply
+        after it (default: all user turns / all assistant turns, joined with a blank line).
+    skip_bad : bool
+        Skip bad records (listed with their reasons in :attr:`Pool.skipped`) instead of
+        raising :class:`PoolError`.
+    limit : int, optional
+        Keep only the first ``limit`` samples; reading stops once they are found.
+    allow_empty : bool
+        Accept empty (or whitespace-only) instruction and response fields of the
+        single-turn formats instead of treating them as bad records (``codealpaca_2k`` in
+        the shared data has two empty ``output`` fields). Conversations still need a
+        non-empty user turn and assistant reply.
+    max_text_chars : int or None
+        The longest instruction or response (in characters, after joining) a record may
+        have; a longer one is a bad record (an outsized text makes every later step slow
+        and memory-hungry). Default :data:`DEFAULT_MAX_TEXT_CHARS`; ``None`` disables the
+        bound. The default pool is not bounded by it (its texts are known).
+
+    Returns
+    -------
+    Pool
+
+    Raises
+    ------
+    PoolError
+        A missing, empty, unreadable or broken-link file, an unknown format, or (without
+        ``skip_bad``) a bad record; the message names the file, line/record and field.
+    """
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}; got {format!r}")
+    if limit is not None and (
+        isinstance(limit, bool) or not isinstance(limit, int | np.integer) or limit < 0
+    ):
+        raise ValueError(f"limit must be a non-negative integer or None, got {limit!r}")
+    _check_count("max_text_chars", max_text_chars, 1)
+    if source is None:
+        if format not in ("auto", "mixed", "sharegpt"):
+            raise ValueError(
+                f"the default pool is in ShareGPT format; format={format!r} does not apply"
+            )
+        return default_pool(limit=limit, first_turn_only=first_turn_only)
+    sources = [source] if isinstance(source, str | os.PathLike) else list(source)
+    if not sources:
+        raise PoolError(
+            "no pool sources given", hint="Pass a file, a directory, or None for the default pool"
+        )
+    files = [f for s in sources for f in expand(s)]
+    blocks: list[tuple[Block, Texts]] = []
+    notes: list[SkippedRecord] = []
+    kept = 0
+    for path, rel in files:
+        if limit is not None and kept >= limit:
+            break
+        want = None if limit is None else limit - kept
+        cap = None if want is None else max(2 * want, 16)
+        while True:
+            read_blocks, empty = read(path, rel, cap)
+            parsed = [
+                (b, block_texts(b, format, first_turn_only, allow_empty, max_text_chars)[1])
+                for b in read_blocks
+            ]
+            good = sum(len(b) - len(t.problems) for b, t in parsed)
+            if want is None or good >= want or all(b.complete for b, _ in parsed):
+                break
+            assert cap is not None
+            cap = 4 * cap  # bad records ate into the window: read more
+        notes.extend(empty)
+        for b, t in parsed:
+            blocks.append((b, t))
+            kept += len(b) - len(t.problems)
+    return _build_pool(blocks, skip_bad, limit, notes)

@@ -1,0 +1,373 @@
+"""The pool's data model: :class:`Pool` (columns), :class:`SkippedRecord`, :class:`PoolError`,
+the id rule (:func:`unique_ids`) and the store of the original records (lazy for columnar
+sources).
+
+This is the lowest floor of :mod:`tritondiv.pool`: it imports nothing from the package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "MISSING",
+    "JsonRecords",
+    "Pool",
+    "PoolError",
+    "RecordStore",
+    "SkippedRecord",
+    "position",
+    "summarize_skipped",
+    "unique_ids",
+]
+
+#: A field absent from a record (distinct from a JSON null).
+MISSING: Any = object()
+
+
+# --------------------------------------------------------------------------------------
+# errors and skipped records
+# --------------------------------------------------------------------------------------
+
+
+def position(line: int | None = None, record: int | None = None) -> str | None:
+    """``"line 12"`` (1-based line of a ``.jsonl``) or ``"record 3"`` (0-based index)."""
+    if line is not None:
+        return f"line {line}"
+    if record is not None:
+        return f"record {record}"
+    return None
+
+
+class PoolError(ValueError):
+    """A pool that cannot be read, or a bad record in it.
+
+    The message names the file, the line (``.jsonl``) or 0-based record index (``.json``,
+    parquet, ``save_to_disk``), the field, and what to do about it. The same facts are in
+    the attributes ``path``, ``line``, ``record`` and ``field`` (``None`` when not
+    applicable); ``reason`` is the bare reason (e.g. ``"is empty"``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | os.PathLike[str] | None = None,
+        line: int | None = None,
+        record: int | None = None,
+        field: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.path = None if path is None else str(path)
+        self.line = line
+        self.record = record
+        self.field = field
+        self.reason = message
+        self.hint = hint
+        where = [p for p in (self.path, position(line, record)) if p]
+        if field is not None:
+            where.append(f"field {field!r}")
+        text = f"{', '.join(where)}: {message}" if where else message
+        if hint:
+            text = f"{text}. {hint}"
+        super().__init__(text)
+
+
+@dataclass(frozen=True)
+class SkippedRecord:
+    """A record left out of a pool loaded with ``skip_bad=True``.
+
+    Attributes
+    ----------
+    path : str
+        The file the record is in.
+    position : str
+        ``"line 12"`` (``.jsonl``, 1-based) or ``"record 3"`` (0-based index); ``"split"``
+        for an empty split of a ``DatasetDict`` folder (skipped whole, see
+        :func:`tritondiv.pool.load_pool`).
+    reason : str
+        Why it was skipped, naming the field (e.g. ``"field 'output' is empty"``).
+    """
+
+    path: str
+    position: str
+    reason: str
+
+
+def summarize_skipped(skipped: Sequence[SkippedRecord], most: int = 5) -> str:
+    """One line: ``skipped K records: 3 × reason (first: file line 4); ...``."""
+    counts = Counter(s.reason for s in skipped)
+    first: dict[str, SkippedRecord] = {}
+    for s in skipped:
+        first.setdefault(s.reason, s)
+    parts = [
+        f"{c} × {reason} (first: {first[reason].path} {first[reason].position})"
+        for reason, c in counts.most_common(most)
+    ]
+    if len(counts) > most:
+        parts.append(f"... {len(counts) - most} more reasons")
+    return f"skipped {len(skipped)} records: " + "; ".join(parts)
+
+
+def unique_ids(ids: list[str]) -> list[str]:
+    """The pool's id rule: an id seen before gets the suffix ``#2``, ``#3``, ... (skipping
+    suffixed ids that are taken), so that every id is unique."""
+    if len(set(ids)) == len(ids):
+        return ids
+    taken = set(ids)
+    seen: Counter[str] = Counter()
+    out = []
+    for s in ids:
+        seen[s] += 1
+        if seen[s] == 1:
+            out.append(s)
+            continue
+        k = seen[s]
+        while f"{s}#{k}" in taken:
+            k += 1
+        seen[s] = k
+        new = f"{s}#{k}"
+        taken.add(new)
+        out.append(new)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# records storage (lazy for columnar sources)
+# --------------------------------------------------------------------------------------
+
+
+class JsonRecords:
+    """Records stored as one JSON text per record (a jsonl file's lines, the default pool's
+    cache).
+
+    ``texts`` is a list of str, a pyarrow string array, or a callable returning one (read
+    on first use); ``length`` is its length when ``texts`` is a callable.
+    """
+
+    def __init__(self, texts: Any, length: int | None = None) -> None:
+        self._texts = texts
+        self._length = length
+
+    @property
+    def texts(self) -> Any:
+        if callable(self._texts):
+            self._texts = self._texts()
+        return self._texts
+
+    def __len__(self) -> int:
+        return self._length if self._length is not None else len(self.texts)
+
+    def take(self, local: np.ndarray) -> list[dict[str, Any]]:
+        loads = json.loads
+        texts = self.texts
+        if isinstance(texts, list):
+            return [loads(texts[i]) for i in local.tolist()]
+        return [loads(t) for t in texts.take(local).to_pylist()]
+
+
+class RecordStore:
+    """The pool's original records: segments (python lists, pyarrow tables or
+    :class:`JsonRecords`) gathered lazily through a global index, so that a parquet pool
+    never builds dicts it does not need."""
+
+    def __init__(self, segments: list[Any], index: np.ndarray | None = None) -> None:
+        self.segments = segments
+        sizes = np.array([len(s) for s in segments], dtype=np.int64)
+        self.starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        total = int(self.starts[-1])
+        self.index = np.arange(total, dtype=np.int64) if index is None else index
+        self._cache: list[dict[str, Any]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def take(self, idx: np.ndarray) -> RecordStore:
+        return RecordStore(self.segments, self.index[idx])
+
+    def _gather(self, fetch: Callable[[Any, np.ndarray], list[Any]]) -> list[Any]:
+        out: list[Any] = [None] * len(self.index)
+        if not len(self.index):
+            return out
+        seg = np.searchsorted(self.starts, self.index, side="right") - 1
+        for s in np.unique(seg):
+            where = np.flatnonzero(seg == s)
+            local = self.index[where] - self.starts[s]
+            values = fetch(self.segments[int(s)], local)
+            for w, v in zip(where.tolist(), values, strict=True):
+                out[w] = v
+        return out
+
+    def records(self) -> list[dict[str, Any]]:
+        if self._cache is None:
+            self._cache = self._gather(_take_records)
+        return self._cache
+
+    def column(self, name: str) -> list[Any]:
+        if self._cache is not None:
+            return [r.get(name, MISSING) if isinstance(r, dict) else MISSING for r in self._cache]
+        return self._gather(lambda seg, local: _take_column(seg, local, name))
+
+
+def _take_records(seg: Any, local: np.ndarray) -> list[Any]:
+    if isinstance(seg, list):
+        return [seg[i] for i in local.tolist()]
+    if isinstance(seg, JsonRecords):
+        return seg.take(local)
+    return seg.take(local).to_pylist()
+
+
+def _take_column(seg: Any, local: np.ndarray, name: str) -> list[Any]:
+    if isinstance(seg, list):
+        return [
+            seg[i].get(name, MISSING) if isinstance(seg[i], dict) else MISSING
+            for i in local.tolist()
+        ]
+    if isinstance(seg, JsonRecords):
+        return [r.get(name, MISSING) for r in seg.take(local)]
+    if name not in seg.column_names:
+        return [MISSING] * len(local)
+    return seg.column(name).take(local).to_pylist()
+
+
+# --------------------------------------------------------------------------------------
+# the pool
+# --------------------------------------------------------------------------------------
+
+
+class Pool:
+    """Samples as columns: ``ids``, ``instruction``, ``response``, ``source``.
+
+    Parameters
+    ----------
+    ids, instruction, response, source : list of str
+        One entry per sample. ``source`` is the file each sample came from.
+    records : list of dict or RecordStore
+        The original record of each sample, fields as read (written back verbatim by
+        ``tritondiv select``). Columnar sources materialize it lazily on first access.
+    skipped : list of SkippedRecord, optional
+        Records left out while loading (``skip_bad=True``), with their reasons.
+    """
+
+    def __init__(
+        self,
+        ids: list[str],
+        instruction: list[str],
+        response: list[str],
+        source: list[str],
+        records: list[dict[str, Any]] | RecordStore,
+        skipped: Iterable[SkippedRecord] = (),
+    ) -> None:
+        n = len(ids)
+        for name, col in (
+            ("instruction", instruction),
+            ("response", response),
+            ("source", source),
+            ("records", records),
+        ):
+            if len(col) != n:
+                raise ValueError(f"Pool column {name!r} has {len(col)} entries for {n} ids")
+        self.ids = list(ids)
+        self.instruction = list(instruction)
+        self.response = list(response)
+        self.source = list(source)
+        self._records = (
+            records if isinstance(records, RecordStore) else RecordStore([list(records)])
+        )
+        self.skipped: list[SkippedRecord] = list(skipped)
+        self._fingerprint: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __repr__(self) -> str:
+        files = len(set(self.source))
+        return f"Pool({len(self)} samples from {files} file(s), {len(self.skipped)} skipped)"
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """The original records, one per sample, fields as read."""
+        return self._records.records()
+
+    def component(self, name: str) -> list[str]:
+        """Return the texts of one component, ``"instruction"`` or ``"response"``."""
+        if name == "instruction":
+            return self.instruction
+        if name == "response":
+            return self.response
+        raise ValueError(f"component must be 'instruction' or 'response', got {name!r}")
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> Pool:
+        """Return a new pool of the samples at ``indices``, in that order.
+
+        ``skipped`` is carried over unchanged (it describes how the pool was loaded).
+        """
+        idx = np.asarray(indices)
+        if idx.size == 0:
+            idx = idx.astype(np.int64)
+        if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
+            raise TypeError(
+                "subset indices must be a 1-D sequence of integers, "
+                f"got {idx.dtype} with shape {idx.shape}"
+            )
+        n = len(self)
+        if idx.size and (int(idx.min()) < -n or int(idx.max()) >= n):
+            raise IndexError(
+                f"subset indices must lie in [0, {n}), "
+                f"got range [{int(idx.min())}, {int(idx.max())}]"
+            )
+        idx = np.where(idx < 0, idx + n, idx).astype(np.int64)
+        pick = idx.tolist()
+        ids, ins, res, src = self.ids, self.instruction, self.response, self.source
+        return Pool(
+            [ids[i] for i in pick],
+            [ins[i] for i in pick],
+            [res[i] for i in pick],
+            [src[i] for i in pick],
+            self._records.take(idx),
+            self.skipped,
+        )
+
+    def column(self, name: str) -> list[Any]:
+        """Return an extra raw field of every record (e.g. ``'template'``, ``'tags'``).
+
+        Raises
+        ------
+        PoolError
+            When some records lack the field; the message says how many and where the
+            first one is.
+        """
+        values = self._records.column(name)
+        missing = [i for i, v in enumerate(values) if v is MISSING]
+        if missing:
+            first = missing[0]
+            raise PoolError(
+                f"is missing in {len(missing)} of {len(values)} records "
+                f"(first: sample {first}, id {self.ids[first]!r} from {self.source[first]})",
+                field=name,
+                hint="Pass a pool whose records all carry this field",
+            )
+        return values
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 (hex) over ids, instructions and responses; stable across runs, cached."""
+        if self._fingerprint is None:
+            # Per column: the lengths (code points, int64 little-endian) then the UTF-8 of
+            # the concatenated texts; lengths make the concatenation unambiguous.
+            h = hashlib.sha256(b"tritondiv.pool.v1\0")
+            h.update(len(self).to_bytes(8, "little"))
+            for col in (self.ids, self.instruction, self.response):
+                lengths = np.fromiter(map(len, col), dtype="<i8", count=len(col))
+                h.update(lengths.tobytes())
+                h.update("".join(col).encode("utf-8", "surrogatepass"))
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
