@@ -235,7 +235,8 @@ def _load_precomputed(path: str | os.PathLike[str], n_rows: int) -> np.ndarray:
             f"precomputed embeddings {str(path)!r} have {arr.shape[0]} rows but the pool has "
             f"{n_rows} samples; pass the embeddings of exactly this pool, in pool order"
         )
-    out = np.ascontiguousarray(arr, dtype=np.float32)
+    # a copy: a float32 file is memory-mapped read-only, and the rows are normalized in place
+    out = np.array(arr, dtype=np.float32, order="C", copy=True)
     finite = np.isfinite(out).all(axis=1)
     if not finite.all():
         bad = np.flatnonzero(~finite)
