@@ -317,7 +317,8 @@ class Features:
     disk), so a ladder over many strategies and levels featurizes each component once.
     ``seed`` is the one seed of the seeded computations (topics, pruning) and the default
     seed of the strategies run on these features. ``timings`` records the seconds spent
-    per stage.
+    per stage; ``on_stage``, when set, receives each stage's name (``"embed response"``,
+    ``"types response-micro"``) as it starts (the ladder shows it in its progress bar).
     """
 
     def __init__(self, pool: Any, options: FeatureOptions | None = None, *, seed: int = 0) -> None:
@@ -329,6 +330,7 @@ class Features:
         self.options = options or FeatureOptions()
         self.seed = int(seed)
         self.timings: dict[str, float] = {}
+        self.on_stage: Callable[[str], None] | None = None
         self._embeddings: dict[str, np.ndarray] = {}
         self._tokens: dict[str, Any] = {}
         self._tokenizer: list[Any] = []
@@ -350,6 +352,8 @@ class Features:
 
     def _timed(self, store: dict[str, _T], key: str, stage: str, fn: Callable[[], _T]) -> _T:
         if key not in store:
+            if self.on_stage is not None:
+                self.on_stage(stage.replace("-", " ", 1))
             t0 = time.perf_counter()
             store[key] = fn()
             self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - t0
@@ -409,6 +413,8 @@ class Features:
         if not self._tokenizer:
             from tritondiv.tokens import load_tokenizer
 
+            if self.on_stage is not None:
+                self.on_stage("load tokenizer")
             t0 = time.perf_counter()
             self._tokenizer.append(load_tokenizer(self.options.tokenizer))
             self.timings["load-tokenizer"] = time.perf_counter() - t0

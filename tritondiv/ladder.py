@@ -193,6 +193,31 @@ def select_dataset(
         return write_dataset(out, [records[i] for i in sel.indices], _manifest(sel))
 
 
+class _StageBar:
+    """The ladder's bar: one step per dataset, its description the stage running now
+    (``"embed response"``, ``"select response-micro (7 of 7 levels)"``,
+    ``"metrics response-micro level 3/7"``); nothing when ``enabled`` is false."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self._bar: Any = None
+        if enabled and total > 0:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=total, desc="ladder", unit="dataset", leave=False)
+
+    def stage(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.set_description_str(text)
+
+    def advance(self) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
 def _save_token_counts(features: Features, out: Path) -> None:
     from tritondiv.stats import token_counts
 
@@ -355,35 +380,49 @@ def _run_ladder(
                 missing.append(i)
         if missing:
             todo[s] = missing
-    if todo:
-        # Every family of the ladder's strategies, computed up front (also on a resumed
-        # run) so that every manifest gets the same coverage columns.
-        families = {strategy_spec(s).resolve(options)[1] for s in names}
-        for fam in sorted(families):
-            features.incidence(fam)
-        if metrics:
-            for component in COMPONENTS:
-                features.tokens(component)
-                features.embeddings(component)
-        t0 = time.perf_counter()
-        _save_token_counts(features, out)
-        add_time("token-counts", t0)
-    records = pool.records
-    for s, missing in todo.items():
-        sels = run_strategy(s, features, size, [level_values[i] for i in missing], seed)
-        for i, sel in zip(missing, sels, strict=True):
+    n_todo = sum(len(m) for m in todo.values())
+    bar = _StageBar(n_todo, features.progress)
+    features.on_stage = bar.stage
+    try:
+        if todo:
+            # Every family of the ladder's strategies, computed up front (also on a resumed
+            # run) so that every manifest gets the same coverage columns.
+            families = {strategy_spec(s).resolve(options)[1] for s in names}
+            for fam in sorted(families):
+                features.incidence(fam)
+            if metrics:
+                for component in COMPONENTS:
+                    features.tokens(component)
+                    features.embeddings(component)
+            bar.stage("token counts")
             t0 = time.perf_counter()
-            met = (
-                dataset_metrics(features, sel.indices, seed=seed, bleu_sample=bleu_sample)
-                if metrics
-                else None
-            )
-            add_time("metrics", t0)
-            t0 = time.perf_counter()
-            sel.level_index, sel.pool, sel.metrics = i, info, met
-            write_dataset(out / level_dir(s, i), [records[j] for j in sel.indices], _manifest(sel))
-            add_time("write", t0)
-            say(f"{level_dir(s, i)}: k={sel.k} coverage={sel.coverage}/{sel.n_types}")
+            _save_token_counts(features, out)
+            add_time("token-counts", t0)
+        records = pool.records
+        n_levels = len(level_values)
+        for s, missing in todo.items():
+            bar.stage(f"select {s} ({len(missing)} of {n_levels} levels)")
+            sels = run_strategy(s, features, size, [level_values[i] for i in missing], seed)
+            for i, sel in zip(missing, sels, strict=True):
+                where = f"{s} level {i + 1}/{n_levels}"
+                t0 = time.perf_counter()
+                met = None
+                if metrics:
+                    bar.stage(f"metrics {where}")
+                    met = dataset_metrics(features, sel.indices, seed=seed, bleu_sample=bleu_sample)
+                add_time("metrics", t0)
+                bar.stage(f"write {where}")
+                t0 = time.perf_counter()
+                sel.level_index, sel.pool, sel.metrics = i, info, met
+                write_dataset(
+                    out / level_dir(s, i), [records[j] for j in sel.indices], _manifest(sel)
+                )
+                add_time("write", t0)
+                bar.advance()
+                say(f"{level_dir(s, i)}: k={sel.k} coverage={sel.coverage}/{sel.n_types}")
+    finally:
+        features.on_stage = None
+        bar.close()
     all_timings = {**features.timings, **timings}
     index["status"] = "finished"
     index["timings"] = {k: round(v, 4) for k, v in all_timings.items()}

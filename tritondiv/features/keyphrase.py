@@ -260,7 +260,11 @@ class KeyphraseTagger:
         )
 
     def tag(
-        self, texts: Sequence[str], *, doc_embeddings: np.ndarray | None = None
+        self,
+        texts: Sequence[str],
+        *,
+        doc_embeddings: np.ndarray | None = None,
+        desc: str = "keyphrase tags",
     ) -> list[list[str]]:
         """Tags of each text (at most ``top_k`` phrases, best first).
 
@@ -270,6 +274,8 @@ class KeyphraseTagger:
         doc_embeddings : numpy.ndarray, optional
             ``[len(texts), d]`` normalized embeddings of the texts by the same model (e.g.
             from :func:`~tritondiv.features.embed.embed_pool`); computed when omitted.
+        desc : str
+            The progress bar's label.
         """
         from tqdm.auto import tqdm
 
@@ -283,7 +289,7 @@ class KeyphraseTagger:
                 )
         shared = self._shared_phrases(texts)
         out: list[list[str]] = []
-        bar = tqdm(total=n, desc="keyphrase tags", unit="text", disable=not self.progress)
+        bar = tqdm(total=n, desc=desc, unit="text", disable=not self.progress)
         try:
             for s in range(0, n, self.batch_size):
                 chunk = texts[s : s + self.batch_size]
@@ -399,4 +405,4 @@ class KeyphraseTagger:
         docs = embed_pool(
             pool, component, self.model, max_seq_length=self.max_seq_length, progress=self.progress
         )
-        return self.tag(texts, doc_embeddings=docs)
+        return self.tag(texts, doc_embeddings=docs, desc=f"tag {component} (keyphrase)")
