@@ -123,7 +123,7 @@ def macro_types(
         labels = np.asarray(result.labels, dtype=np.int64)
         n_types = k
     else:
-        from sklearn.cluster import HDBSCAN
+        from sklearn.cluster import HDBSCAN  # type: ignore[import-untyped]
 
         mcs = max(5, n // 200) if min_cluster_size is None else int(min_cluster_size)
         labels = HDBSCAN(min_cluster_size=max(2, mcs), copy=True).fit(X).labels_.astype(np.int64)

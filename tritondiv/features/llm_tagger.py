@@ -183,7 +183,7 @@ class LLMTagger:
         model = AutoModelForCausalLM.from_pretrained(
             str(self.model_path), dtype=torch.float32, **kw
         )
-        model.to(self.device).eval()
+        model.to(self.device).eval()  # type: ignore[arg-type]  # transformers' stub wants a model
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
         tok.padding_side = "left"
@@ -238,7 +238,7 @@ class LLMTagger:
 
     def tag(self, texts: Sequence[str]) -> list[list[str]]:
         """Tags of each text; untagged texts get an empty list (see :attr:`untagged_count`)."""
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
         texts = list(texts)
         if not texts:
