@@ -16,7 +16,7 @@ def add_feature_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by ``select`` and ``ladder``: features, types and selection."""
     from tritondiv.feature_store import FeatureOptions
 
-    g = p.add_argument_group("features and types")
+    g = p.add_argument_group("features, types and selection")
     add_arguments(g, RunArgs)
     add_arguments(g, FeatureOptions)
 
