@@ -82,6 +82,15 @@ def _selection_options(options: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k not in ("progress", "cache")}
 
 
+def _normalized_options(recorded: dict[str, Any]) -> dict[str, Any]:
+    """Recorded options as :class:`FeatureOptions` normalizes them (a ladder written by an
+    older CLI recorded ``lo="10"``); as recorded when they no longer parse."""
+    try:
+        return jsonable(FeatureOptions.from_dict(recorded).to_dict())
+    except (TypeError, ValueError):
+        return recorded
+
+
 def _component_inputs(
     features: Features, component: str, idx: np.ndarray
 ) -> tuple[list[str], Any, Any]:
@@ -326,7 +335,7 @@ def _run_ladder(
                 f"{index_path} belongs to another ladder (pool {old_fp}, size {old.get('size')}, "
                 f"seed {old.get('seed')}); pass another --out or delete {out}"
             )
-        old_opts = _selection_options(old.get("options") or {})
+        old_opts = _selection_options(_normalized_options(old.get("options") or {}))
         new_opts = _selection_options(jsonable(options.to_dict()))
         changed = sorted(
             k for k in set(old_opts) | set(new_opts) if old_opts.get(k) != new_opts.get(k)

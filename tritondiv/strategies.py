@@ -1,7 +1,12 @@
 """The strategies: names, the features they need, and one function per strategy.
 
+The strategies are data: :data:`REGISTRY` maps each name to a :class:`Strategy`
+(its type family, its component, its pick), after apricot's optimizers registry; each
+public function below runs its entry. One :class:`Selection` per level is the result of
+a selection, and a dataset's manifest is made from it.
+
 Six **type strategies** — ``{instruction,response}-{macro,meso,micro}`` — build an
-incidence (:mod:`tritondiv.types`) and select with the engine
+incidence (:mod:`tritondiv.families`) and select with the engine
 (:func:`tritondiv.select.select_types_ladder`: reverse greedy pruning, then balanced
 greedy at ``k(p) = floor(k_min + p·(k_max − k_min) + 0.5)``).
 

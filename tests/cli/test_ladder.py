@@ -101,3 +101,21 @@ def test_cli_ladder_refuses_changed_options_in_one_line(
     assert main(_argv(gsm, out, "--hi", "400")) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "options differ: hi: 500 -> 400" in err, err
+
+
+def test_a_ladder_recorded_by_the_old_cli_resumes(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ladders begun before the fix recorded lo="10"/hi="500": they resume too."""
+    gsm = shared_data / "gsm8k_train.jsonl.gz"
+    out = tmp_path / "old"
+    assert main(_argv(gsm, out)) == 0
+    index_path = out / LADDER_FILE
+    index = json.loads(index_path.read_text())
+    index["options"].update(lo="10", hi="500")
+    index_path.write_text(json.dumps(index))
+    capsys.readouterr()
+    before = _stamps(out)
+    assert main(_argv(gsm, out)) == 0
+    assert capsys.readouterr().err.count("finished earlier, skipped") == 4
+    assert _stamps(out) == before
