@@ -265,3 +265,91 @@ def test_response_micro_raises_token_entropy_and_distinct_1(shared_data: Path) -
         d1.append(distinct_n(sub, 1))
     assert entropy[0] < entropy[1] < entropy[2], entropy
     assert d1[0] < d1[1] < d1[2], d1
+
+
+# ---- the registry and the selection result --------------------------------------------------
+def test_the_registry_is_data() -> None:
+    from tritondiv.strategies import REGISTRY, FeatureOptions, get_strategy, strategy_spec
+
+    assert tuple(REGISTRY) == STRATEGIES
+    micro = REGISTRY["response-micro"]
+    assert (micro.family, micro.component, micro.pick) == ("response-micro", "response", None)
+    for name in BASELINE_STRATEGIES:
+        spec = REGISTRY[name]
+        assert spec.family is None and spec.component is None and callable(spec.pick)
+        assert spec.resolve(FeatureOptions(component="instruction")) == (
+            "instruction",
+            "instruction-macro",
+        )
+    assert REGISTRY["instruction-meso"].resolve(FeatureOptions()) == (
+        "instruction",
+        "instruction-meso",
+    )
+    from tritondiv import strategies
+
+    assert get_strategy("random") is strategies.random_baseline
+    assert get_strategy("response-micro") is strategies.response_micro
+    for bad in ("response-nano", "all"):
+        with pytest.raises(ValueError, match="unknown strategy"):
+            strategy_spec(bad)
+        with pytest.raises(ValueError, match="unknown strategy"):
+            get_strategy(bad)
+
+
+def test_selection_manifest_is_its_fields() -> None:
+    import dataclasses
+
+    from tritondiv.strategies import Selection
+
+    sel = Selection(
+        strategy="random",
+        level=0.5,
+        indices=np.array([4, 1, 2]),
+        k=3,
+        k_min=2,
+        k_max=6,
+        n_types=6,
+        coverage=3,
+        type_family="response-macro",
+        seed=1,
+        ids=["d", "a", "b"],
+        component="response",
+        candidates=5,
+    )
+    assert sel.size == 3 and sel.coverage_fraction == 0.5 and sel.indices.dtype == np.int64
+    man = sel.manifest_fields()
+    full = dataclasses.asdict(sel)
+    assert set(man) == {
+        k for k, v in full.items() if v is not None or k in ("level_index", "metrics")
+    }
+    assert "tau" not in man and "tags" not in man and man["candidates"] == 5
+    assert list(man)[-3:] == ["ids", "indices", "metrics"]
+    assert sel.info == {"component": "response", "candidates": 5}
+    assert sel.summary()["coverage_fraction"] == 0.5
+
+
+def test_strategies_default_to_the_features_seed(tmp_path: Path) -> None:
+    from tritondiv.strategies import FeatureOptions
+    from tritondiv.strategies import Features as F
+
+    class _Pool:
+        def __init__(self, texts: list[str]) -> None:
+            self.response = texts
+            self.instruction = texts
+            self.ids = [f"s{i}" for i in range(len(texts))]
+            self.fingerprint = f"seedpool-{len(texts)}"
+
+        def __len__(self) -> int:
+            return len(self.response)
+
+        def component(self, name: str) -> list[str]:
+            return getattr(self, name)
+
+    texts = [f"alpha{i % 11} beta{i % 5} gamma{i % 3}" for i in range(60)]
+    opts = FeatureOptions(lo=2, hi=40, progress=False)
+    a = run_strategy("response-micro", F(_Pool(texts), opts, seed=3), 10, [0.0, 1.0])
+    b = run_strategy("response-micro", F(_Pool(texts), opts, seed=3), 10, [0.0, 1.0], seed=3)
+    assert [s.seed for s in a] == [3, 3]
+    assert all(np.array_equal(x.indices, y.indices) for x, y in zip(a, b, strict=True))
+    assert a[0].ids == [f"s{i}" for i in a[0].indices]
+    assert a[0].options == opts.to_dict()

@@ -42,20 +42,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _set_threads(n: int) -> None:
+    if n < 1:
+        raise CliError(f"--threads {n}: pass a thread count >= 1")
+    from tritondiv._runtime import set_num_threads
+
+    try:
+        set_num_threads(n)
+    except ValueError as exc:
+        raise CliError(f"--threads {n}: {exc}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; user errors are one line on stderr with exit code 2.
+
+    User errors are :class:`CliError`, ``ValueError`` (``PoolError`` is one) and
+    ``FileNotFoundError``: their messages name the file, line, field or option and what to
+    do. Anything else (``TypeError`` included) is a bug and shows its traceback.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.threads is not None:
-            if args.threads < 1:
-                raise CliError(f"--threads {args.threads}: pass a thread count >= 1")
-            from tritondiv._runtime import set_num_threads
-
-            set_num_threads(args.threads)
+            _set_threads(args.threads)
         return int(args.func(args) or 0)
-    except (CliError, ValueError, FileNotFoundError, TypeError) as exc:
-        # Library errors carry a precise message (file, line, field, what to do).
-        print(f"tritondiv {args.command}: error: {exc}", file=sys.stderr)
+    except (CliError, ValueError, FileNotFoundError) as exc:
+        print(f"tritondiv {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(

@@ -28,6 +28,8 @@ import numpy as np
 from tritondiv._io import save_npz_atomic, write_json_atomic
 from tritondiv.dataset import (
     LADDER_FILE,
+    check_output_dir,
+    dataset_lock,
     jsonable,
     level_dir,
     read_manifest,
@@ -35,17 +37,15 @@ from tritondiv.dataset import (
     versions,
     write_dataset,
 )
+from tritondiv.families import COMPONENTS, coverage
+from tritondiv.feature_store import FeatureOptions, Features
 from tritondiv.strategies import (
-    COMPONENTS,
-    TYPE_STRATEGIES,
-    FeatureOptions,
-    Features,
     Selection,
     parse_levels,
     parse_strategies,
     run_strategy,
+    strategy_spec,
 )
-from tritondiv.types import coverage
 
 __all__ = [
     "LADDER_FILE",
@@ -82,6 +82,15 @@ def _selection_options(options: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k not in ("progress", "cache")}
 
 
+def _normalized_options(recorded: dict[str, Any]) -> dict[str, Any]:
+    """Recorded options as :class:`FeatureOptions` normalizes them (a ladder written by an
+    older CLI recorded ``lo="10"``); as recorded when they no longer parse."""
+    try:
+        return jsonable(FeatureOptions.from_dict(recorded).to_dict())
+    except (TypeError, ValueError):
+        return recorded
+
+
 def _component_inputs(
     features: Features, component: str, idx: np.ndarray
 ) -> tuple[list[str], Any, Any]:
@@ -89,14 +98,14 @@ def _component_inputs(
     texts = [str(texts_all[i]) for i in idx]
     from tritondiv.metrics import subset_tokens
 
-    if features.has("tok", component):
+    if features.has_tokens(component):
         tokens = subset_tokens(features.tokens(component), idx)
     else:
         from tritondiv.tokens import tokenize
 
         tokens = tokenize(texts, features.tokenizer(), progress=False)
     pre = getattr(features.options, f"embeddings_{component}")
-    if features.has("emb", component) or pre is not None:
+    if features.has_embeddings(component) or pre is not None:
         emb = features.embeddings(component)[idx]
     else:
         from tritondiv.features import embed_texts
@@ -125,7 +134,7 @@ def dataset_metrics(
     for component in COMPONENTS:
         texts, tokens, emb = _component_inputs(features, component, idx)
         out[component] = component_metrics(texts, tokens, emb, bleu_sample=bleu_sample, seed=seed)
-    fams = [f for f in TYPE_STRATEGIES if features.has("inc", f)] if families is None else families
+    fams = features.computed_families() if families is None else families
     cov = {}
     for fam in fams:
         inc = features.incidence(fam)
@@ -139,33 +148,22 @@ def dataset_metrics(
     return out
 
 
-def _manifest(
-    sel: Selection,
-    *,
-    size: int,
-    seed: int,
-    level_index: int | None,
-    pool: Any,
-    pool_info: dict[str, Any],
-    options: FeatureOptions,
-    metrics: dict[str, Any] | None,
-) -> dict[str, Any]:
-    ids = pool.ids
-    man: dict[str, Any] = {
-        "strategy": sel.strategy,
-        "level": float(sel.level),
-        "level_index": level_index,
-        "size": int(size),
-        "seed": int(seed),
-        "pool": pool_info,
-        "options": options.to_dict(),
-        **sel.summary(),
-        "ids": [ids[i] for i in sel.indices],
-        "indices": sel.indices,
-        "metrics": metrics,
-        "versions": versions(),
-    }
-    return man
+def _manifest(sel: Selection) -> dict[str, Any]:
+    """The manifest of a dataset: its :class:`Selection`'s fields, with the versions."""
+    return {**sel.manifest_fields(), "versions": versions()}
+
+
+def _features_for(
+    pool: Any, options: FeatureOptions | None, features: Features | None, seed: int
+) -> Features:
+    """The features of a run: ``features`` (whose options and seed must agree) or new ones."""
+    if features is None:
+        return Features(pool, options or FeatureOptions(), seed=seed)
+    if options is not None and options != features.options:
+        raise ValueError("options differ from features.options: pass one of them")
+    if features.seed != seed:
+        raise ValueError(f"seed={seed} differs from features.seed={features.seed}")
+    return features
 
 
 def select_dataset(
@@ -189,29 +187,44 @@ def select_dataset(
     dict
         The manifest as written.
     """
-    options = options or FeatureOptions()
-    features = features or Features(pool, options, seed=seed)
+    out = check_output_dir(out)
     if not 0.0 <= float(level) <= 1.0:
         raise ValueError(f"level must lie in [0, 1], got {level}")
+    strategy_spec(strategy)
+    features = _features_for(pool, options, features, seed)
     (sel,) = run_strategy(strategy, features, size, [float(level)], seed)
-    met = (
-        dataset_metrics(features, sel.indices, seed=seed, bleu_sample=bleu_sample)
-        if metrics
-        else None
-    )
-    man = _manifest(
-        sel,
-        size=size,
-        seed=seed,
-        level_index=None,
-        pool=pool,
-        pool_info=pool_info or pool_meta(pool),
-        options=options,
-        metrics=met,
-    )
-    man["timings"] = dict(features.timings)
+    sel.pool = pool_info or pool_meta(pool)
+    if metrics:
+        sel.metrics = dataset_metrics(features, sel.indices, seed=seed, bleu_sample=bleu_sample)
+    sel.timings = dict(features.timings)
     records = pool.records
-    return write_dataset(out, [records[i] for i in sel.indices], man)
+    with dataset_lock(out):
+        return write_dataset(out, [records[i] for i in sel.indices], _manifest(sel))
+
+
+class _StageBar:
+    """The ladder's bar: one step per dataset, its description the stage running now
+    (``"embed response"``, ``"select response-micro (7 of 7 levels)"``,
+    ``"metrics response-micro level 3/7"``); nothing when ``enabled`` is false."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self._bar: Any = None
+        if enabled and total > 0:
+            from tqdm.auto import tqdm  # type: ignore[import-untyped]
+
+            self._bar = tqdm(total=total, desc="ladder", unit="dataset", leave=False)
+
+    def stage(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.set_description_str(text)
+
+    def advance(self) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
 
 
 def _save_token_counts(features: Features, out: Path) -> None:
@@ -279,8 +292,7 @@ def run_ladder(
     dict
         The ladder index (``ladder.json``).
     """
-    out = Path(out)
-    options = options or FeatureOptions()
+    out = check_output_dir(out)
     level_values = parse_levels(levels)
     names = parse_strategies(strategies)
     if size < 1:
@@ -289,7 +301,30 @@ def run_ladder(
         raise ValueError(
             f"size {size} is larger than the pool ({len(pool)} samples): pass a smaller --size"
         )
+    features = _features_for(pool, options, features, seed)
     info = pool_info or pool_meta(pool)
+    with dataset_lock(out):
+        return _run_ladder(
+            pool, size, out, level_values, names, features, seed, info, metrics, bleu_sample,
+            report, log,
+        )  # fmt: skip
+
+
+def _run_ladder(
+    pool: Any,
+    size: int,
+    out: Path,
+    level_values: list[float],
+    names: list[str],
+    features: Features,
+    seed: int,
+    info: dict[str, Any],
+    metrics: bool,
+    bleu_sample: int | None,
+    report: bool,
+    log: Callable[[str], None] | None,
+) -> dict[str, Any]:
+    options = features.options
     fingerprint = info["fingerprint"]
     index_path = out / LADDER_FILE
     if index_path.is_file():
@@ -300,7 +335,7 @@ def run_ladder(
                 f"{index_path} belongs to another ladder (pool {old_fp}, size {old.get('size')}, "
                 f"seed {old.get('seed')}); pass another --out or delete {out}"
             )
-        old_opts = _selection_options(old.get("options") or {})
+        old_opts = _selection_options(_normalized_options(old.get("options") or {}))
         new_opts = _selection_options(jsonable(options.to_dict()))
         changed = sorted(
             k for k in set(old_opts) | set(new_opts) if old_opts.get(k) != new_opts.get(k)
@@ -311,7 +346,6 @@ def run_ladder(
                 f"{index_path} belongs to another ladder (options differ: {diff}); pass another "
                 f"--out, the same options, or delete {out}"
             )
-    features = features or Features(pool, options, seed=seed)
     say = log or (lambda _msg: None)
     t_start = time.perf_counter()
     index: dict[str, Any] = {
@@ -355,44 +389,49 @@ def run_ladder(
                 missing.append(i)
         if missing:
             todo[s] = missing
-    if todo:
-        # Every family of the ladder's strategies, computed up front (also on a resumed
-        # run) so that every manifest gets the same coverage columns.
-        families = {s if s in TYPE_STRATEGIES else f"{options.component}-macro" for s in names}
-        for fam in sorted(families):
-            features.incidence(fam)
-        if metrics:
-            for component in COMPONENTS:
-                features.tokens(component)
-                features.embeddings(component)
-        t0 = time.perf_counter()
-        _save_token_counts(features, out)
-        add_time("token-counts", t0)
-    records = pool.records
-    for s, missing in todo.items():
-        sels = run_strategy(s, features, size, [level_values[i] for i in missing], seed)
-        for i, sel in zip(missing, sels, strict=True):
+    n_todo = sum(len(m) for m in todo.values())
+    bar = _StageBar(n_todo, features.progress)
+    features.on_stage = bar.stage
+    try:
+        if todo:
+            # Every family of the ladder's strategies, computed up front (also on a resumed
+            # run) so that every manifest gets the same coverage columns.
+            families = {strategy_spec(s).resolve(options)[1] for s in names}
+            for fam in sorted(families):
+                features.incidence(fam)
+            if metrics:
+                for component in COMPONENTS:
+                    features.tokens(component)
+                    features.embeddings(component)
+            bar.stage("token counts")
             t0 = time.perf_counter()
-            met = (
-                dataset_metrics(features, sel.indices, seed=seed, bleu_sample=bleu_sample)
-                if metrics
-                else None
-            )
-            add_time("metrics", t0)
-            t0 = time.perf_counter()
-            man = _manifest(
-                sel,
-                size=size,
-                seed=seed,
-                level_index=i,
-                pool=pool,
-                pool_info=info,
-                options=options,
-                metrics=met,
-            )
-            write_dataset(out / level_dir(s, i), [records[j] for j in sel.indices], man)
-            add_time("write", t0)
-            say(f"{level_dir(s, i)}: k={sel.k} coverage={sel.coverage}/{sel.n_types}")
+            _save_token_counts(features, out)
+            add_time("token-counts", t0)
+        records = pool.records
+        n_levels = len(level_values)
+        for s, missing in todo.items():
+            bar.stage(f"select {s} ({len(missing)} of {n_levels} levels)")
+            sels = run_strategy(s, features, size, [level_values[i] for i in missing], seed)
+            for i, sel in zip(missing, sels, strict=True):
+                where = f"{s} level {i + 1}/{n_levels}"
+                t0 = time.perf_counter()
+                met = None
+                if metrics:
+                    bar.stage(f"metrics {where}")
+                    met = dataset_metrics(features, sel.indices, seed=seed, bleu_sample=bleu_sample)
+                add_time("metrics", t0)
+                bar.stage(f"write {where}")
+                t0 = time.perf_counter()
+                sel.level_index, sel.pool, sel.metrics = i, info, met
+                write_dataset(
+                    out / level_dir(s, i), [records[j] for j in sel.indices], _manifest(sel)
+                )
+                add_time("write", t0)
+                bar.advance()
+                say(f"{level_dir(s, i)}: k={sel.k} coverage={sel.coverage}/{sel.n_types}")
+    finally:
+        features.on_stage = None
+        bar.close()
     all_timings = {**features.timings, **timings}
     index["status"] = "finished"
     index["timings"] = {k: round(v, 4) for k, v in all_timings.items()}

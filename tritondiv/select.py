@@ -276,7 +276,7 @@ def _progress(iterable, total: int, desc: str, progress: bool | None):
         progress = sys.stderr.isatty()
     if not progress:
         return iterable
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
     return tqdm(iterable, total=total, desc=desc)
 
@@ -502,6 +502,7 @@ def select_types_ladder(
     weights: np.ndarray | None = None,
     seed: int = 0,
     progress: bool | None = None,
+    desc: str = "select",
 ) -> list[SelectionResult]:
     """Datasets at several diversity levels from one pruning pass.
 
@@ -513,6 +514,8 @@ def select_types_ladder(
         Diversity levels (default the paper's 7: 0, 1/6, ..., 1).
     progress : bool, optional
         Show a progress bar (default: when stderr is a terminal).
+    desc : str
+        What the bar says before ``<count> levels`` (e.g. ``"select response-micro"``).
 
     Returns
     -------
@@ -532,7 +535,7 @@ def select_types_ladder(
     if workers == 1:
         return [
             _select_at(inc, pr, n, p, g, quota, epsilon, w, seed)
-            for p in _progress(levels, len(levels), "levels", progress)
+            for p in _progress(levels, len(levels), f"{desc} {len(levels)} levels", progress)
         ]
     from concurrent.futures import ThreadPoolExecutor
 
@@ -540,7 +543,10 @@ def select_types_ladder(
         futures = [
             pool.submit(_select_at, inc, pr, n, p, g, quota, epsilon, w, seed) for p in levels
         ]
-        return [f.result() for f in _progress(futures, len(futures), "levels", progress)]
+        return [
+            f.result()
+            for f in _progress(futures, len(futures), f"{desc} {len(levels)} levels", progress)
+        ]
 
 
 # ---- embedding selectors ----------------------------------------------------------------
@@ -603,7 +609,7 @@ def facility_location(graph, n: int) -> SelectionResult:
     SelectionResult
         ``indices``, ``gains`` and ``objective`` (= sum of gains).
     """
-    import scipy.sparse as sp
+    import scipy.sparse as sp  # type: ignore[import-untyped]
 
     t0 = time.perf_counter()
     if sp.issparse(graph):

@@ -43,6 +43,8 @@ __all__ = [
     "band_incidence",
     "distinct_n",
     "distinct_n_per_sample",
+    "parse_band_value",
+    "resolve_band",
     "resolve_threshold",
     "token_counts",
     "token_entropy",
@@ -112,13 +114,47 @@ def resolve_threshold(value: Threshold, n_samples: int, *, upper: bool = False) 
     return count if upper else max(count, 1)
 
 
-def _band_bounds(lo: Threshold, hi: Threshold, n_samples: int) -> tuple[int, int]:
-    lo_c = resolve_threshold(lo, n_samples)
-    hi_c = resolve_threshold(hi, n_samples, upper=True)
+def parse_band_value(value: Threshold) -> Threshold:
+    """Check a band threshold's syntax, without a pool: return it normalized.
+
+    A count (``10``, ``"10"``) comes back as an ``int``; a count relative to the pool
+    size (``"0.0001x"``: that fraction times the number of samples) as its stripped
+    string. Anything else raises ``ValueError`` (``TypeError`` for a non-int, non-str).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer, str)):
+        raise TypeError(
+            f"band threshold {value!r}: expected an int or a string like '10' or '0.0001x', "
+            f"got {type(value).__name__}"
+        )
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            return int(text)
+        if _RELATIVE.match(text):
+            return text
+        raise ValueError(
+            f"band threshold {value!r}: pass an occurrence count (e.g. 10) or a count relative "
+            "to the pool size such as 0.0001x"
+        )
+    if int(value) < 0:
+        raise ValueError(f"band threshold {value!r}: an occurrence count must be >= 0")
+    return int(value)
+
+
+def resolve_band(lo: Threshold, hi: Threshold, n_samples: int) -> tuple[int, int]:
+    """The band ``(lo, hi)`` as occurrence counts for a pool of ``n_samples`` samples.
+
+    The one band resolver (``tritondiv.families`` re-exports it). Counts are used as
+    they are; ``"Fx"`` is ``F * n_samples`` (``lo`` rounded up, ``hi`` rounded down, see
+    :func:`resolve_threshold`). An empty band raises ``ValueError`` naming the pool size.
+    """
+    lo_v, hi_v = parse_band_value(lo), parse_band_value(hi)
+    lo_c = resolve_threshold(lo_v, n_samples)
+    hi_c = resolve_threshold(hi_v, n_samples, upper=True)
     if hi_c < lo_c:
         raise ValueError(
-            f"frequency band is empty: lo={lo!r} -> {lo_c} occurrences > hi={hi!r} -> {hi_c} "
-            f"(pool of {n_samples} samples); choose hi >= lo"
+            f"frequency band is empty: lo={lo!r} -> {lo_c} occurrences is above hi={hi!r} -> "
+            f"{hi_c} for a pool of {n_samples:,} samples; choose hi >= lo"
         )
     return lo_c, hi_c
 
@@ -186,7 +222,7 @@ def band_incidence(
         those token ids (``int32[B]``). Each row is sorted and duplicate-free.
     """
     t = _check_tokens(tokens, "band_incidence")
-    lo_c, hi_c = _band_bounds(lo, hi, t.n_samples)
+    lo_c, hi_c = resolve_band(lo, hi, t.n_samples)
     if counts is None:
         counts = token_counts(t).counts
     counts = np.ascontiguousarray(counts, dtype=np.int64)
@@ -358,7 +394,7 @@ def token_stats(
     """
     t = _check_tokens(tokens, "token_stats")
     core = _core()
-    lo_c, hi_c = _band_bounds(lo, hi, t.n_samples)
+    lo_c, hi_c = resolve_band(lo, hi, t.n_samples)
     ns = tuple(_check_n(n) for n in ns)
     counts, _df, lengths, _distinct = core.token_counts(t.offsets, t.ids, t.vocab_size)
     offsets, types, band = core.band_incidence(t.offsets, t.ids, t.vocab_size, counts, lo_c, hi_c)

@@ -1,7 +1,12 @@
 """The strategies: names, the features they need, and one function per strategy.
 
+The strategies are data: :data:`REGISTRY` maps each name to a :class:`Strategy`
+(its type family, its component, its pick), after apricot's optimizers registry; each
+public function below runs its entry. One :class:`Selection` per level is the result of
+a selection, and a dataset's manifest is made from it.
+
 Six **type strategies** — ``{instruction,response}-{macro,meso,micro}`` — build an
-incidence (:mod:`tritondiv.types`) and select with the engine
+incidence (:mod:`tritondiv.families`) and select with the engine
 (:func:`tritondiv.select.select_types_ladder`: reverse greedy pruning, then balanced
 greedy at ``k(p) = floor(k_min + p·(k_max − k_min) + 0.5)``).
 
@@ -35,17 +40,19 @@ from typing import Any
 
 import numpy as np
 
-from tritondiv.incidence import Incidence
-from tritondiv.types import coverage, default_topics, macro_types, resolve_band
+from tritondiv.families import COMPONENTS, TYPE_FAMILIES, coverage
+from tritondiv.feature_store import FeatureOptions, Features, make_tagger
 
 __all__ = [
     "BASELINE_STRATEGIES",
     "COMPONENTS",
+    "REGISTRY",
     "STRATEGIES",
     "TYPE_STRATEGIES",
     "FeatureOptions",
     "Features",
     "Selection",
+    "Strategy",
     "facility_location",
     "get_strategy",
     "instruction_macro",
@@ -61,86 +68,28 @@ __all__ = [
     "response_meso",
     "response_micro",
     "run_strategy",
+    "strategy_spec",
     "threshold",
 ]
 
-COMPONENTS: tuple[str, ...] = ("instruction", "response")
-TYPE_STRATEGIES: tuple[str, ...] = (
-    "instruction-macro",
-    "instruction-meso",
-    "instruction-micro",
-    "response-macro",
-    "response-meso",
-    "response-micro",
-)
+TYPE_STRATEGIES: tuple[str, ...] = TYPE_FAMILIES
 BASELINE_STRATEGIES: tuple[str, ...] = ("kcenter", "facility-location", "threshold", "random")
 STRATEGIES: tuple[str, ...] = TYPE_STRATEGIES + BASELINE_STRATEGIES
 
-
-@dataclass
-class FeatureOptions:
-    """Every option that shapes the features and the selection (recorded in manifests).
-
-    Attributes
-    ----------
-    embeddings_instruction, embeddings_response : str or None
-        Precomputed ``.npy`` embeddings per component (row count must match the pool);
-        ``None`` embeds with ``embedding_model``.
-    embedding_model : str or None
-        Local sentence-transformers model directory (``None``: the packaged MiniLM).
-    tokenizer : str or None
-        Tokenizer of the model to be fine-tuned (``None``: the project default).
-    tagger : str
-        ``keyphrase`` (offline default), ``column:FIELD`` or ``llm:PATH`` (a model
-        directory, or a ``.gguf`` file inside one).
-    tag_max_words : int or None
-        Keyphrase tagger: candidate phrases from the first ``tag_max_words`` words of a
-        text (``None``: the tagger's default, 128).
-    lo, hi : str or int
-        Micro band thresholds: occurrence counts, or ``"Fx"`` = F times the pool size
-        (see :func:`tritondiv.types.resolve_band`).
-    topics : int or None
-        Macro ``K`` (default ``round(sqrt(N))``).
-    topic_method : str
-        ``kmeans`` or ``hdbscan``.
-    component : str
-        Component of the embedding baselines.
-    knn : int
-        Neighbours of the facility-location graph.
-    tau : float
-        Cosine-similarity threshold of the ``threshold`` baseline.
-    g : str
-        Concave function of the balanced greedy (``log1p``, ...).
-    cache : bool
-        Use the on-disk feature cache.
-    progress : bool
-        Show progress bars.
-    """
-
-    embeddings_instruction: str | None = None
-    embeddings_response: str | None = None
-    embedding_model: str | None = None
-    tokenizer: str | None = None
-    tagger: str = "keyphrase"
-    tag_max_words: int | None = None
-    lo: str | int = 10
-    hi: str | int = 500
-    topics: int | None = None
-    topic_method: str = "kmeans"
-    component: str = "response"
-    knn: int = 20
-    tau: float = 0.9
-    g: str = "log1p"
-    cache: bool = True
-    progress: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+# Selection fields left out of a manifest when they do not apply (None).
+_OPTIONAL_FIELDS = ("tags", "component", "candidates", "knn", "tau", "tau_used", "timings")
 
 
 @dataclass
 class Selection:
-    """One dataset chosen by a strategy at one level."""
+    """One dataset chosen by a strategy at one level: the result of a selection.
+
+    The fields are, in order, those of the dataset's manifest
+    (:meth:`manifest_fields` is :func:`dataclasses.asdict` of it, less the indices' type
+    and the fields that do not apply); :func:`tritondiv.ladder.select_dataset` and
+    :func:`~tritondiv.ladder.run_ladder` fill ``level_index``, ``pool``, ``metrics`` and
+    ``timings``.
+    """
 
     strategy: str
     level: float
@@ -151,225 +100,59 @@ class Selection:
     n_types: int
     coverage: int
     type_family: str
-    info: dict[str, Any] = field(default_factory=dict)
+    size: int = 0
+    seed: int = 0
+    level_index: int | None = None
+    pool: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    ids: list[str] = field(default_factory=list)
+    coverage_fraction: float = 0.0
+    #: meso strategies: what tag normalization left
+    tags: dict[str, Any] | None = None
+    #: embedding baselines: their component and candidate pool size
+    component: str | None = None
+    candidates: int | None = None
+    knn: int | None = None
+    tau: float | None = None
+    tau_used: float | None = None
+    metrics: dict[str, Any] | None = None
+    timings: dict[str, float] | None = None
+
+    def __post_init__(self) -> None:
+        self.indices = np.asarray(self.indices, dtype=np.int64)
+        if not self.size:
+            self.size = int(self.indices.size)
+        self.coverage_fraction = (self.coverage / self.n_types) if self.n_types else 0.0
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """The strategy-specific fields that apply (tags; component, candidates, tau...)."""
+        return {
+            k: getattr(self, k)
+            for k in _OPTIONAL_FIELDS
+            if k != "timings" and getattr(self, k) is not None
+        }
+
+    def manifest_fields(self) -> dict[str, Any]:
+        """The manifest of this dataset: :func:`dataclasses.asdict`, less what does not apply."""
+        out = {k: v for k, v in asdict(self).items() if not (k in _OPTIONAL_FIELDS and v is None)}
+        for k in ("ids", "indices", "metrics", "timings"):  # the long ones last
+            if k in out:
+                out[k] = out.pop(k)
+        return out
 
     def summary(self) -> dict[str, Any]:
-        """JSON-ready fields for the manifest (everything but the indices)."""
+        """JSON-ready selection fields (no indices, ids, pool, options or metrics)."""
         return {
             "k": int(self.k),
             "k_min": int(self.k_min),
             "k_max": int(self.k_max),
             "n_types": int(self.n_types),
             "coverage": int(self.coverage),
-            "coverage_fraction": (self.coverage / self.n_types) if self.n_types else 0.0,
+            "coverage_fraction": self.coverage_fraction,
             "type_family": self.type_family,
             **self.info,
         }
-
-
-def make_tagger(
-    spec: str,
-    *,
-    embedding_model: str | None = None,
-    progress: bool = True,
-    max_words: int | None = None,
-) -> Any:
-    """Build a tagger from ``keyphrase``, ``column:FIELD`` or ``llm:PATH``.
-
-    ``max_words``: the keyphrase tagger draws candidate phrases from the first
-    ``max_words`` words of each text (its default when ``None``).
-    """
-    from pathlib import Path
-
-    from tritondiv import features as F
-
-    if spec == "keyphrase":
-        kwargs: dict[str, Any] = {} if max_words is None else {"max_words": int(max_words)}
-        return F.KeyphraseTagger(model=embedding_model, progress=progress, **kwargs)
-    if spec.startswith("column:") and len(spec) > len("column:"):
-        return F.ColumnTagger(spec.split(":", 1)[1])
-    if spec.startswith("llm:") and len(spec) > len("llm:"):
-        path = Path(spec.split(":", 1)[1])
-        if path.is_file() and path.suffix == ".gguf":
-            return F.LLMTagger(str(path.parent), gguf_file=path.name, progress=progress)
-        if path.is_dir():
-            return F.LLMTagger(str(path), progress=progress)
-        raise ValueError(
-            f"tagger {spec!r}: {path} is neither a model directory nor a .gguf file: pass "
-            "llm:DIR or llm:FILE.gguf"
-        )
-    raise ValueError(f"tagger {spec!r} is unknown: pass keyphrase, column:FIELD or llm:PATH")
-
-
-class Features:
-    """Lazily computed, in-memory cached features and incidences of one pool.
-
-    Every feature is computed at most once per instance (the featurizers also cache on
-    disk), so a ladder over many strategies and levels featurizes each component once.
-    ``timings`` records the seconds spent per stage.
-    """
-
-    def __init__(self, pool: Any, options: FeatureOptions | None = None, *, seed: int = 0) -> None:
-        self.pool = pool
-        self.options = options or FeatureOptions()
-        self.seed = int(seed)
-        self.timings: dict[str, float] = {}
-        self._cache: dict[tuple[str, ...], Any] = {}
-        if self.options.component not in COMPONENTS:
-            raise ValueError(
-                f"component must be one of {COMPONENTS}, got {self.options.component!r}"
-            )
-
-    @property
-    def n_samples(self) -> int:
-        return len(self.pool)
-
-    def _timed(self, key: tuple[str, ...], stage: str, fn: Callable[[], Any]) -> Any:
-        if key not in self._cache:
-            t0 = time.perf_counter()
-            self._cache[key] = fn()
-            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - t0
-        return self._cache[key]
-
-    def has(self, *key: str) -> bool:
-        return tuple(key) in self._cache
-
-    # ---- raw features -----------------------------------------------------------------
-    def embeddings(self, component: str) -> np.ndarray:
-        """``float32[N, d]`` L2-normalized embeddings of a component."""
-        _check_component(component)
-
-        def compute() -> np.ndarray:
-            from tritondiv.features import embed_pool
-
-            pre = getattr(self.options, f"embeddings_{component}")
-            X = embed_pool(
-                self.pool,
-                component,
-                self.options.embedding_model,
-                precomputed=pre,
-                cache=self.options.cache,
-                progress=self.options.progress,
-            )
-            return np.ascontiguousarray(X, dtype=np.float32)
-
-        return self._timed(("emb", component), f"embed-{component}", compute)
-
-    def tokens(self, component: str) -> Any:
-        """The component's token ids (:class:`tritondiv.tokens.TokenCSR`)."""
-        _check_component(component)
-
-        def compute() -> Any:
-            from tritondiv.tokens import tokenize_pool
-
-            return tokenize_pool(
-                self.pool,
-                component,
-                self.tokenizer(),
-                cache=self.options.cache,
-                progress=self.options.progress,
-            )
-
-        return self._timed(("tok", component), f"tokenize-{component}", compute)
-
-    def tokenizer(self) -> Any:
-        def compute() -> Any:
-            from tritondiv.tokens import load_tokenizer
-
-            return load_tokenizer(self.options.tokenizer)
-
-        return self._timed(("tokenizer",), "load-tokenizer", compute)
-
-    def tags(self, component: str) -> list[list[str]]:
-        """Raw tags per sample of a component (the configured tagger)."""
-        _check_component(component)
-
-        def compute() -> list[list[str]]:
-            from tritondiv.features import tag_pool
-
-            tagger = make_tagger(
-                self.options.tagger,
-                embedding_model=self.options.embedding_model,
-                progress=self.options.progress,
-                max_words=self.options.tag_max_words,
-            )
-            return tag_pool(self.pool, component, tagger, cache=self.options.cache)
-
-        return self._timed(("tags", component), f"tag-{component}", compute)
-
-    def band(self, component: str) -> tuple[int, int]:
-        """Absolute micro band ``(lo, hi)`` for this pool."""
-        return resolve_band(self.options.lo, self.options.hi, self.n_samples)
-
-    # ---- types ------------------------------------------------------------------------
-    def incidence(self, family: str) -> Incidence:
-        """The incidence of a type family ``<component>-<macro|meso|micro>``."""
-        if family not in TYPE_STRATEGIES:
-            raise ValueError(f"type family must be one of {TYPE_STRATEGIES}, got {family!r}")
-        component, level = family.split("-")
-        if level == "macro":
-            X = self.embeddings(component)
-            return self._timed(
-                ("inc", family),
-                f"types-{family}",
-                lambda: macro_types(
-                    X,
-                    self.options.topics,
-                    method=self.options.topic_method,
-                    seed=self.seed,
-                    progress=self.options.progress,
-                ),
-            )
-        if level == "meso":
-            tags = self.tags(component)
-
-            def meso() -> Incidence:
-                from tritondiv.types import meso_types
-
-                inc, report = meso_types(tags)
-                self._cache[("tagreport", component)] = report
-                return inc
-
-            return self._timed(("inc", family), f"types-{family}", meso)
-        tokens = self.tokens(component)
-        lo, hi = self.band(component)
-        from tritondiv.types import micro_types
-
-        return self._timed(("inc", family), f"types-{family}", lambda: micro_types(tokens, lo, hi))
-
-    def tag_report(self, component: str) -> Any:
-        """The :class:`~tritondiv.features.TagReport` of a component's meso types, once built."""
-        return self._cache.get(("tagreport", component))
-
-    def n_topics(self) -> int:
-        return self.options.topics or default_topics(self.n_samples)
-
-    def pruning(self, family: str) -> Any:
-        """The reverse greedy pruning of a type family (computed once)."""
-        inc = self.incidence(family)
-
-        def compute() -> Any:
-            from tritondiv.select import prune_types
-
-            return prune_types(inc, seed=self.seed)
-
-        return self._timed(("prune", family), f"prune-{family}", compute)
-
-    def knn(self, component: str) -> Any:
-        """The kNN cosine-similarity graph (scipy CSR) of a component's embeddings."""
-        X = self.embeddings(component)
-
-        def compute() -> Any:
-            from tritondiv.kernels import knn_graph
-
-            return knn_graph(X, self.options.knn, symmetrize=True, progress=self.options.progress)
-
-        return self._timed(("knn", component), f"knn-{component}", compute)
-
-
-def _check_component(component: str) -> None:
-    if component not in COMPONENTS:
-        raise ValueError(f"component must be one of {COMPONENTS}, got {component!r}")
 
 
 def level_budget(k_min: int, k_max: int, level: float) -> int:
@@ -429,26 +212,106 @@ def parse_strategies(spec: str | Sequence[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-# ---- the type strategies ------------------------------------------------------------
-def _type_strategy(
-    family: str, features: Features, n: int, levels: Sequence[float], seed: int
+# ---- the registry ---------------------------------------------------------------------
+#: ``pick(features, candidates, n, seed) -> (indices, info)`` of an embedding baseline.
+Pick = Callable[[Features, np.ndarray, int, int], tuple[np.ndarray, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A strategy as data: the type family it balances or measures, and how it picks.
+
+    ``family`` and ``component`` are ``None`` for the embedding baselines: they work on
+    the component :attr:`FeatureOptions.component` and measure its macro topics.
+    ``pick`` is ``None`` for a type strategy (the engine's balanced greedy,
+    :func:`tritondiv.select.select_types_ladder`); a baseline's ``pick`` chooses ``n`` of
+    the candidate pool at each level.
+    """
+
+    name: str
+    family: str | None
+    component: str | None
+    pick: Pick | None
+    doc: str = ""
+
+    def resolve(self, options: FeatureOptions) -> tuple[str, str]:
+        """``(component, family)`` of this strategy under ``options``."""
+        component = self.component or options.component
+        return component, self.family or f"{component}-macro"
+
+    def run(
+        self, features: Features, n: int, levels: Sequence[float], seed: int | None = None
+    ) -> list[Selection]:
+        """One :class:`Selection` per level (the levels share one pruning pass)."""
+        seed = features.seed if seed is None else int(seed)
+        levels = [float(p) for p in levels]
+        if self.pick is None:
+            return _run_types(self, features, int(n), levels, seed)
+        return _run_baseline(self, features, int(n), levels, seed)
+
+
+def _add_time(features: Features, stage: str, t0: float) -> None:
+    features.timings[stage] = features.timings.get(stage, 0.0) + time.perf_counter() - t0
+
+
+def _selection(
+    strategy: Strategy,
+    features: Features,
+    *,
+    level: float,
+    indices: np.ndarray,
+    k: int,
+    k_min: int,
+    k_max: int,
+    family: str,
+    seed: int,
+    **extra: Any,
+) -> Selection:
+    inc = features.incidence(family)
+    idx = np.asarray(indices, dtype=np.int64)
+    ids = features.pool.ids
+    return Selection(
+        strategy=strategy.name,
+        level=float(level),
+        indices=idx,
+        k=int(k),
+        k_min=int(k_min),
+        k_max=int(k_max),
+        n_types=int(inc.n_types),
+        coverage=coverage(inc, idx),
+        type_family=family,
+        size=int(idx.size),
+        seed=int(seed),
+        options=features.options.to_dict(),
+        ids=[str(ids[i]) for i in idx],
+        **extra,
+    )
+
+
+def _run_types(
+    strategy: Strategy, features: Features, n: int, levels: list[float], seed: int
 ) -> list[Selection]:
     from tritondiv.select import select_types_ladder
 
+    component, family = strategy.resolve(features.options)
     inc = features.incidence(family)
     _check_size(n, inc.n_samples, family)
     t0 = time.perf_counter()
     results = select_types_ladder(
-        inc, n, list(levels), g=features.options.g, seed=seed, progress=features.options.progress
+        inc,
+        n,
+        levels,
+        g=features.options.g,
+        seed=seed,
+        progress=features.progress,
+        desc=f"select {family}",
     )
-    features.timings[f"select-{family}"] = (
-        features.timings.get(f"select-{family}", 0.0) + time.perf_counter() - t0
-    )
-    info: dict[str, Any] = {}
-    report = features.tag_report(family.split("-")[0]) if family.endswith("-meso") else None
+    _add_time(features, f"select-{family}", t0)
+    tags = None
+    report = features.tag_report(component) if family.endswith("-meso") else None
     if report is not None:
         # what tag normalization left (the paper reports about 4 tags per sample)
-        info["tags"] = {
+        tags = {
             "tags_per_sample": float(report.tags_per_sample_mean),
             "raw_tags_per_sample": float(report.raw_tags_per_sample_mean),
             "kept_tags": int(report.kept_tags),
@@ -456,23 +319,65 @@ def _type_strategy(
         }
     out = []
     for level, res in zip(levels, results, strict=True):
-        idx = np.asarray(res.indices, dtype=np.int64)
         assert res.k is not None and res.k_min is not None and res.k_max is not None
         out.append(
-            Selection(
-                strategy=family,
-                level=float(level),
-                indices=idx,
-                k=int(res.k),
-                k_min=int(res.k_min),
-                k_max=int(res.k_max),
-                n_types=int(inc.n_types),
-                coverage=coverage(inc, idx),
-                type_family=family,
-                info=dict(info),
+            _selection(
+                strategy,
+                features,
+                level=level,
+                indices=res.indices,
+                k=res.k,
+                k_min=res.k_min,
+                k_max=res.k_max,
+                family=family,
+                seed=seed,
+                tags=None if tags is None else dict(tags),
             )
         )
     return out
+
+
+def _run_baseline(
+    strategy: Strategy, features: Features, n: int, levels: list[float], seed: int
+) -> list[Selection]:
+    assert strategy.pick is not None
+    component, family = strategy.resolve(features.options)
+    inc = features.incidence(family)
+    _check_size(n, inc.n_samples, strategy.name)
+    pruning = features.pruning(family)
+    k_min, k_max = int(pruning.k_min(n)), int(pruning.k_max)
+    out = []
+    for level in _levels_bar(levels, f"select {strategy.name} ({component})", features.progress):
+        k = int(pruning.k_at(level, n))
+        candidates = np.sort(np.asarray(pruning.pool(k), dtype=np.int64))
+        t0 = time.perf_counter()
+        idx, info = strategy.pick(features, candidates, n, seed)
+        _add_time(features, f"select-{strategy.name}", t0)
+        out.append(
+            _selection(
+                strategy,
+                features,
+                level=level,
+                indices=idx,
+                k=k,
+                k_min=k_min,
+                k_max=k_max,
+                family=family,
+                seed=seed,
+                component=component,
+                candidates=int(candidates.size),
+                **info,
+            )
+        )
+    return out
+
+
+def _levels_bar(levels: list[float], desc: str, progress: bool) -> Any:
+    if not progress or len(levels) <= 1:
+        return levels
+    from tqdm.auto import tqdm  # type: ignore[import-untyped]
+
+    return tqdm(levels, total=len(levels), desc=f"{desc} {len(levels)} levels", leave=False)
 
 
 def _check_size(n: int, n_samples: int, what: str) -> None:
@@ -485,90 +390,7 @@ def _check_size(n: int, n_samples: int, what: str) -> None:
         )
 
 
-def instruction_macro(
-    features: Features, n: int, levels: Sequence[float], seed: int = 0
-) -> list[Selection]:
-    """Instruction topics (spherical k-means of instruction embeddings), balanced."""
-    return _type_strategy("instruction-macro", features, n, levels, seed)
-
-
-def instruction_meso(
-    features: Features, n: int, levels: Sequence[float], seed: int = 0
-) -> list[Selection]:
-    """Normalized instruction tags, balanced."""
-    return _type_strategy("instruction-meso", features, n, levels, seed)
-
-
-def instruction_micro(
-    features: Features, n: int, levels: Sequence[float], seed: int = 0
-) -> list[Selection]:
-    """Mid-band instruction tokens, balanced."""
-    return _type_strategy("instruction-micro", features, n, levels, seed)
-
-
-def response_macro(
-    features: Features, n: int, levels: Sequence[float], seed: int = 0
-) -> list[Selection]:
-    """Response topics (spherical k-means of response embeddings), balanced."""
-    return _type_strategy("response-macro", features, n, levels, seed)
-
-
-def response_meso(
-    features: Features, n: int, levels: Sequence[float], seed: int = 0
-) -> list[Selection]:
-    """Normalized response tags, balanced."""
-    return _type_strategy("response-meso", features, n, levels, seed)
-
-
-def response_micro(
-    features: Features, n: int, levels: Sequence[float], seed: int = 0
-) -> list[Selection]:
-    """Mid-band response tokens, balanced (the paper's strongest strategy)."""
-    return _type_strategy("response-micro", features, n, levels, seed)
-
-
-# ---- the embedding baselines ----------------------------------------------------------
-def _baseline(
-    name: str,
-    pick: Callable[[Features, np.ndarray, int, int], tuple[np.ndarray, dict[str, Any]]],
-    features: Features,
-    n: int,
-    levels: Sequence[float],
-    seed: int,
-) -> list[Selection]:
-    component = features.options.component
-    family = f"{component}-macro"
-    inc = features.incidence(family)
-    _check_size(n, inc.n_samples, name)
-    pruning = features.pruning(family)
-    k_min, k_max = int(pruning.k_min(n)), int(pruning.k_max)
-    out = []
-    for level in levels:
-        k = int(pruning.k_at(level, n))
-        candidates = np.sort(np.asarray(pruning.pool(k), dtype=np.int64))
-        t0 = time.perf_counter()
-        idx, info = pick(features, candidates, n, seed)
-        features.timings[f"select-{name}"] = (
-            features.timings.get(f"select-{name}", 0.0) + time.perf_counter() - t0
-        )
-        idx = np.asarray(idx, dtype=np.int64)
-        out.append(
-            Selection(
-                strategy=name,
-                level=float(level),
-                indices=idx,
-                k=k,
-                k_min=k_min,
-                k_max=k_max,
-                n_types=int(inc.n_types),
-                coverage=coverage(inc, idx),
-                type_family=family,
-                info={"component": component, "candidates": int(candidates.size), **info},
-            )
-        )
-    return out
-
-
+# ---- the picks of the embedding baselines ---------------------------------------------
 def _as_indices(result: Any) -> np.ndarray:
     return np.asarray(getattr(result, "indices", result), dtype=np.int64)
 
@@ -578,7 +400,7 @@ TAU_STEP = 0.02
 
 def _pick_kcenter(
     features: Features, cand: np.ndarray, n: int, seed: int
-) -> tuple[np.ndarray, dict]:
+) -> tuple[np.ndarray, dict[str, Any]]:
     from tritondiv.select import kcenter_greedy
 
     X = features.embeddings(features.options.component)
@@ -590,7 +412,7 @@ def _pick_kcenter(
 
 def _pick_facility(
     features: Features, cand: np.ndarray, n: int, seed: int
-) -> tuple[np.ndarray, dict]:
+) -> tuple[np.ndarray, dict[str, Any]]:
     from tritondiv.select import facility_location as fl
 
     graph = features.knn(features.options.component)
@@ -601,7 +423,7 @@ def _pick_facility(
 
 def _pick_threshold(
     features: Features, cand: np.ndarray, n: int, seed: int
-) -> tuple[np.ndarray, dict]:
+) -> tuple[np.ndarray, dict[str, Any]]:
     from tritondiv.select import threshold_filter
 
     X = np.ascontiguousarray(features.embeddings(features.options.component)[cand])
@@ -622,40 +444,126 @@ def _pick_threshold(
 
 def _pick_random(
     features: Features, cand: np.ndarray, n: int, seed: int
-) -> tuple[np.ndarray, dict]:
+) -> tuple[np.ndarray, dict[str, Any]]:
     from tritondiv.select import random_select
 
     local = _as_indices(random_select(cand.size, n, seed=seed))
     return cand[local], {}
 
 
-def kcenter(features: Features, n: int, levels: Sequence[float], seed: int = 0) -> list[Selection]:
+_DOCS = {
+    "macro": "topics (spherical k-means of the component's embeddings), balanced",
+    "meso": "normalized tags, balanced",
+    "micro": "mid-band tokens, balanced",
+}
+
+#: name -> :class:`Strategy`, in :data:`STRATEGIES` order.
+REGISTRY: dict[str, Strategy] = {
+    **{
+        fam: Strategy(fam, fam, fam.split("-")[0], None, f"{fam.split('-')[0].title()} "
+                      + _DOCS[fam.split("-")[1]])
+        for fam in TYPE_STRATEGIES
+    },
+    "kcenter": Strategy(
+        "kcenter", None, None, _pick_kcenter,
+        "k-center greedy on the component's embeddings, within the macro candidate pools",
+    ),
+    "facility-location": Strategy(
+        "facility-location", None, None, _pick_facility,
+        "facility location on the kNN graph, within the macro candidate pools",
+    ),
+    "threshold": Strategy(
+        "threshold", None, None, _pick_threshold,
+        "DEITA-style similarity-threshold filter, within the macro candidate pools",
+    ),
+    "random": Strategy(
+        "random", None, None, _pick_random, "uniform random sample, within the macro candidate pools"
+    ),
+}  # fmt: skip
+
+
+def strategy_spec(name: str) -> Strategy:
+    """The :class:`Strategy` of a name."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown strategy {name!r}: choose from {', '.join(STRATEGIES)}"
+        ) from None
+
+
+# ---- one public function per strategy (each runs its registry entry) -----------------
+def instruction_macro(
+    features: Features, n: int, levels: Sequence[float], seed: int | None = None
+) -> list[Selection]:
+    """Instruction topics (spherical k-means of instruction embeddings), balanced."""
+    return REGISTRY["instruction-macro"].run(features, n, levels, seed)
+
+
+def instruction_meso(
+    features: Features, n: int, levels: Sequence[float], seed: int | None = None
+) -> list[Selection]:
+    """Normalized instruction tags, balanced."""
+    return REGISTRY["instruction-meso"].run(features, n, levels, seed)
+
+
+def instruction_micro(
+    features: Features, n: int, levels: Sequence[float], seed: int | None = None
+) -> list[Selection]:
+    """Mid-band instruction tokens, balanced."""
+    return REGISTRY["instruction-micro"].run(features, n, levels, seed)
+
+
+def response_macro(
+    features: Features, n: int, levels: Sequence[float], seed: int | None = None
+) -> list[Selection]:
+    """Response topics (spherical k-means of response embeddings), balanced."""
+    return REGISTRY["response-macro"].run(features, n, levels, seed)
+
+
+def response_meso(
+    features: Features, n: int, levels: Sequence[float], seed: int | None = None
+) -> list[Selection]:
+    """Normalized response tags, balanced."""
+    return REGISTRY["response-meso"].run(features, n, levels, seed)
+
+
+def response_micro(
+    features: Features, n: int, levels: Sequence[float], seed: int | None = None
+) -> list[Selection]:
+    """Mid-band response tokens, balanced (the paper's strongest strategy)."""
+    return REGISTRY["response-micro"].run(features, n, levels, seed)
+
+
+def kcenter(
+    features: Features, n: int, levels: Sequence[float], seed: int | None = None
+) -> list[Selection]:
     """k-center greedy on the component's embeddings, within the macro candidate pools."""
-    return _baseline("kcenter", _pick_kcenter, features, n, levels, seed)
+    return REGISTRY["kcenter"].run(features, n, levels, seed)
 
 
 def facility_location(
-    features: Features, n: int, levels: Sequence[float], seed: int = 0
+    features: Features, n: int, levels: Sequence[float], seed: int | None = None
 ) -> list[Selection]:
     """Facility location on the kNN graph, within the macro candidate pools."""
-    return _baseline("facility-location", _pick_facility, features, n, levels, seed)
+    return REGISTRY["facility-location"].run(features, n, levels, seed)
 
 
 def threshold(
-    features: Features, n: int, levels: Sequence[float], seed: int = 0
+    features: Features, n: int, levels: Sequence[float], seed: int | None = None
 ) -> list[Selection]:
     """DEITA-style similarity-threshold filter, within the macro candidate pools."""
-    return _baseline("threshold", _pick_threshold, features, n, levels, seed)
+    return REGISTRY["threshold"].run(features, n, levels, seed)
 
 
 def random_baseline(
-    features: Features, n: int, levels: Sequence[float], seed: int = 0
+    features: Features, n: int, levels: Sequence[float], seed: int | None = None
 ) -> list[Selection]:
     """Uniform random sample, within the macro candidate pools."""
-    return _baseline("random", _pick_random, features, n, levels, seed)
+    return REGISTRY["random"].run(features, n, levels, seed)
 
 
-_REGISTRY: dict[str, Callable[..., list[Selection]]] = {
+_FUNCTIONS: dict[str, Callable[..., list[Selection]]] = {
     "instruction-macro": instruction_macro,
     "instruction-meso": instruction_meso,
     "instruction-micro": instruction_micro,
@@ -670,17 +578,17 @@ _REGISTRY: dict[str, Callable[..., list[Selection]]] = {
 
 
 def get_strategy(name: str) -> Callable[..., list[Selection]]:
-    """The function of a strategy name."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown strategy {name!r}: choose from {', '.join(STRATEGIES)}"
-        ) from None
+    """The function of a strategy name (see :data:`REGISTRY` for the strategy as data)."""
+    strategy_spec(name)
+    return _FUNCTIONS[name]
 
 
 def run_strategy(
-    name: str, features: Features, n: int, levels: Sequence[float], seed: int = 0
+    name: str, features: Features, n: int, levels: Sequence[float], seed: int | None = None
 ) -> list[Selection]:
-    """Select ``n`` samples at each level with strategy ``name`` (levels share one pruning)."""
-    return get_strategy(name)(features, int(n), [float(p) for p in levels], seed)
+    """Select ``n`` samples at each level with strategy ``name`` (levels share one pruning).
+
+    ``seed`` (default: the features' seed) seeds the selection; the features' own
+    computations (topics, pruning) use ``features.seed``.
+    """
+    return strategy_spec(name).run(features, int(n), [float(p) for p in levels], seed)

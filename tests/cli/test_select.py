@@ -207,3 +207,67 @@ def test_metrics_reads_the_manifest_beside_a_data_file(
     assert by_file["n"] == by_dir["n"] == 2017
     assert by_file["response"] == by_dir["response"] and by_file["strategy"] == "random"
     capsys.readouterr()
+
+
+def _tiny_pool(path: Path, n: int = 30, bad_line: int | None = None) -> Path:
+    with open(path, "w", encoding="utf-8") as fh:
+        for i in range(n):
+            if i == bad_line:
+                fh.write('{"instruction": 5}\n')
+                continue
+            rec = {"instruction": f"question {i} about cats", "output": f"answer {i % 7} cats"}
+            fh.write(json.dumps(rec) + "\n")
+    return path
+
+
+def test_pool_options_map_onto_load_pool(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = _tiny_pool(tmp_path / "pool.jsonl", bad_line=3)
+    out = tmp_path / "sel"
+    argv = ["select", str(src), "--skip-bad", "--limit", "20", "--strategy", "response-micro",
+            "--level", "1", "--size", "5", "--out", str(out), "--lo", "2", "--hi", "0.9x",
+            "--no-metrics", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "skipped 1 records:" in captured.err and f"{out}: 5 samples" in captured.out
+    man = read_manifest(out)
+    assert man["pool"] == {
+        "fingerprint": man["pool"]["fingerprint"],
+        "n_samples": 20,
+        "source": str(src),
+        "format": "auto",
+        "first_turn_only": False,
+        "skip_bad": True,
+        "allow_empty": False,
+        "limit": 20,
+    }
+    assert man["options"]["lo"] == 2 and man["options"]["hi"] == "0.9x"
+    # without --skip-bad the bad record stops the load: one line naming the file and line
+    assert main([a for a in argv if a != "--skip-bad"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pool.jsonl" in err and "line 4" in err
+
+
+def test_the_output_folder_is_checked_before_the_pool_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tritondiv.commands._options as options_mod
+    import tritondiv.dataset as dataset_mod
+
+    loaded: list[str] = []
+    monkeypatch.setattr(options_mod.PoolArgs, "load", lambda self: loaded.append("pool"))
+
+    def refuse(out: object) -> Path:
+        raise ValueError(f"{out} is not a dataset folder: pass another --out")
+
+    monkeypatch.setattr(dataset_mod, "check_output_dir", refuse)
+    src = _tiny_pool(tmp_path / "pool.jsonl")
+    for command in (
+        ["select", str(src), "--strategy", "random", "--level", "1", "--size", "5"],
+        ["ladder", str(src), "--size", "5", "--levels", "2"],
+    ):
+        assert main([*command, "--out", str(tmp_path / "o"), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert "is not a dataset folder" in err and err.count("\n") == 1
+    assert loaded == []

@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tritondiv.commands._options import PoolArgs, RunArgs, add_arguments, from_args
+
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     from tritondiv.commands.select import add_feature_arguments
-    from tritondiv.pool import add_pool_arguments
 
     p = sub.add_parser(
         "ladder",
@@ -21,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_pool_arguments(p)
+    add_arguments(p, PoolArgs)
     p.add_argument("--size", type=int, required=True, help="samples per dataset")
     p.add_argument(
         "--levels",
@@ -40,15 +41,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
-    from tritondiv.commands.select import options_from_args, pool_info_from_args
+    from tritondiv.commands._options import pool_from_args
+    from tritondiv.dataset import check_output_dir
+    from tritondiv.feature_store import FeatureOptions
     from tritondiv.ladder import run_ladder
-    from tritondiv.pool import pool_from_args
     from tritondiv.strategies import parse_levels, parse_strategies
 
+    check_output_dir(args.out)
     levels = parse_levels(args.levels)
     strategies = parse_strategies(args.strategies)
-    options = options_from_args(args)
-    pool = pool_from_args(args)
+    options = from_args(FeatureOptions, args)
+    run_args = from_args(RunArgs, args)
+    pool, pool_info = pool_from_args(args)
     index = run_ladder(
         pool,
         args.size,
@@ -56,10 +60,10 @@ def run(args: argparse.Namespace) -> int:
         levels=levels,
         strategies=strategies,
         options=options,
-        seed=args.seed,
-        pool_info=pool_info_from_args(pool, args),
-        metrics=not args.no_metrics,
-        bleu_sample=args.bleu_sample,
+        seed=run_args.seed,
+        pool_info=pool_info,
+        metrics=run_args.metrics,
+        bleu_sample=run_args.bleu_sample,
         report=not args.no_report,
         log=lambda msg: print(msg, file=sys.stderr, flush=True),
     )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from tritondiv.commands._options import RunArgs, add_arguments
+from tritondiv.feature_store import FeatureOptions
 from tritondiv.metrics import METRIC_NAMES
 
 
@@ -26,22 +28,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="dataset directory (data.jsonl [+ manifest.json]) or pool file",
     )
     p.add_argument("--json", metavar="OUT", help="also write every metric to this JSON file")
-    p.add_argument("--tokenizer", metavar="PATH", help="tokenizer (default: the project default)")
-    p.add_argument(
-        "--embedding-model",
-        metavar="DIR",
-        help="local sentence-transformers model (default: the packaged MiniLM)",
-    )
+    # the same --tokenizer, --embedding-model, --bleu-sample and --seed as select and ladder
+    add_arguments(p, FeatureOptions, only=("tokenizer", "embedding_model"))
     p.add_argument(
         "--no-embeddings",
         action="store_true",
         help="skip the mean pairwise embedding distance (no model run)",
     )
-    p.add_argument(
-        "--bleu-sample", type=int, default=1000, help="self-BLEU sample size (default 1000)"
-    )
     p.add_argument("--limit", type=int, help="read only the first LIMIT samples of each dataset")
-    p.add_argument("--seed", type=int, default=0, help="seed of the samples (default 0)")
+    add_arguments(p, RunArgs, only=("bleu_sample", "seed"))
     p.set_defaults(func=run)
 
 

@@ -18,6 +18,12 @@ import sys
 import time
 from typing import Any
 
+from tritondiv.commands._options import PoolArgs, add_arguments, from_args
+from tritondiv.feature_store import FeatureOptions
+
+# the options of FeatureOptions that `stats` shares with select and ladder
+_SHARED = ("tokenizer", "lo", "hi", "cache", "progress")
+
 _ROWS: tuple[tuple[str, str, str], ...] = (
     # (key in TokenStats.to_dict(), label, format)
     ("n_samples", "samples", "{:,}"),
@@ -49,52 +55,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "paper's 10 and 500 at 117k samples (a relative lo rounds up, hi rounds down). "
         "Example: tritondiv stats pool.jsonl --component both --json out/stats.json",
     )
-    try:
-        from tritondiv.pool import add_pool_arguments
-    except ImportError:  # pool loading not installed: a bare positional
-        p.add_argument("pool", nargs="?", default=None, metavar="POOL")
-    else:
-        add_pool_arguments(p)
+    add_arguments(p, PoolArgs)
     p.add_argument(
         "--component",
         choices=("instruction", "response", "both"),
         default="response",
         help="which text of each sample (default: response)",
     )
-    p.add_argument(
-        "--tokenizer",
-        default=None,
-        metavar="PATH",
-        help="tokenizer.json or a directory holding one (default: the packaged all-MiniLM-L6-v2)",
-    )
-    p.add_argument(
-        "--lo",
-        default="10",
-        metavar="COUNT|Fx",
-        help="lowest occurrence count of the mid band (default 10); 'Fx' = F times the number of samples",
-    )
-    p.add_argument(
-        "--hi",
-        default="500",
-        metavar="COUNT|Fx",
-        help="highest occurrence count of the mid band (default 500); 'Fx' = F times the number of samples",
-    )
+    # the same --tokenizer, --lo, --hi, --no-cache, --no-progress as select and ladder
+    add_arguments(p, FeatureOptions, only=_SHARED)
     p.add_argument(
         "--json", default=None, metavar="OUT", help="also write the figures as JSON to OUT"
     )
-    p.add_argument("--no-cache", action="store_true", help="tokenize again, ignore the token cache")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
-
-
-def _load_pool(args: argparse.Namespace) -> Any:
-    try:
-        from tritondiv.pool import pool_from_args
-    except ImportError:
-        from tritondiv.pool import load_pool
-
-        return load_pool(args.pool)
-    return pool_from_args(args)
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -124,37 +97,39 @@ def run(args: argparse.Namespace) -> int:
     from tritondiv.tokens import load_tokenizer, tokenize_pool, tokenizer_hash
 
     t0 = time.perf_counter()
-    pool = _load_pool(args)
-    tokenizer = load_tokenizer(args.tokenizer)
+    options = from_args(FeatureOptions, args, only=_SHARED)
+    pool_args = from_args(PoolArgs, args)
+    pool = pool_args.load()
+    tokenizer = load_tokenizer(options.tokenizer)
     components = ("instruction", "response") if args.component == "both" else (args.component,)
     results: dict[str, dict[str, Any]] = {}
     for comp in components:
         tokens = tokenize_pool(
-            pool, comp, tokenizer, cache=not args.no_cache, progress=not args.no_progress
+            pool, comp, tokenizer, cache=options.cache, progress=options.progress is not False
         )
-        results[comp] = token_stats(tokens, lo=args.lo, hi=args.hi).to_dict()
+        results[comp] = token_stats(tokens, lo=options.lo, hi=options.hi).to_dict()
     elapsed = time.perf_counter() - t0
 
     lo = {c: r["lo"] for c, r in results.items()}
     hi = {c: r["hi"] for c, r in results.items()}
     print(f"pool: {pool!r}  fingerprint {pool.fingerprint[:12]}")
-    print(f"band: lo={args.lo} -> {lo}, hi={args.hi} -> {hi} occurrences (lo <= count <= hi)")
+    print(f"band: lo={options.lo} -> {lo}, hi={options.hi} -> {hi} occurrences (lo <= count <= hi)")
     print(format_table(results))
     if args.json:
         write_json_atomic(
             args.json,
             {
                 "pool": {
-                    "source": args.pool,
+                    "source": pool_args.source,
                     "n_samples": len(pool),
                     "fingerprint": pool.fingerprint,
                 },
                 "tokenizer": {
-                    "path": args.tokenizer,
+                    "path": options.tokenizer,
                     "sha256": tokenizer_hash(tokenizer),
                     "vocab_size": int(tokenizer.get_vocab_size(with_added_tokens=True)),
                 },
-                "thresholds": {"lo": args.lo, "hi": args.hi},
+                "thresholds": {"lo": options.lo, "hi": options.hi},
                 "components": results,
                 "seconds": round(elapsed, 3),
             },

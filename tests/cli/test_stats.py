@@ -1,0 +1,45 @@
+"""``tritondiv stats`` on a real pool slice: the table, the JSON, the band errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tritondiv.cli import main
+
+pytestmark = pytest.mark.shared_data
+
+
+def test_stats_table_and_json(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "stats.json"
+    argv = ["stats", str(shared_data / "gsm8k_train.jsonl.gz"), "--limit", "200",
+            "--lo", "0.05x", "--hi", "0.5x", "--json", str(out), "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "band: lo=0.05x -> {'response': 10}, hi=0.5x -> {'response': 100}" in printed
+    assert "mid-band tokens (types)" in printed and "distinct-2" in printed
+    data = json.loads(out.read_text())
+    assert data["thresholds"] == {"lo": "0.05x", "hi": "0.5x"}
+    assert data["pool"]["n_samples"] == 200
+    resp = data["components"]["response"]
+    assert (resp["lo"], resp["hi"]) == (10, 100) and resp["n_samples"] == 200
+    # the default band is the API's: ints 10 and 500
+    assert main([*argv[:4], "--json", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert json.loads(out.read_text())["thresholds"] == {"lo": 10, "hi": 500}
+
+
+def test_stats_band_errors_are_one_line_and_name_the_pool(
+    shared_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["stats", str(shared_data / "gsm8k_train.jsonl.gz"), "--limit", "100", "--no-progress"]
+    assert main([*base, "--lo", "ten"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "lo (--lo): band threshold 'ten'" in err
+    assert main([*base, "--lo", "0.6x", "--hi", "50"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "a pool of 100 samples" in err and "1,000,000" not in err

@@ -1,0 +1,503 @@
+"""The options of a selection (:class:`FeatureOptions`) and the features of one pool
+(:class:`Features`).
+
+:class:`FeatureOptions` is the single source of the options that shape features and
+selections: each field carries its default, its help text and its command-line spelling
+(``dataclasses.field(metadata={"help": ..., "cli": ...})``); the CLI builds its parser
+from these fields (:mod:`tritondiv.commands._options`) and the manifests record
+:func:`dataclasses.asdict` of them. Values are normalized and validated in one place,
+:meth:`FeatureOptions.__setattr__` (so also on assignment): a band threshold ``"10"``
+becomes ``10``, ``"0.01x"`` stays a relative spec, a bad value raises ``ValueError``
+naming the option.
+
+:class:`Features` computes, at most once per instance, every feature of a pool that the
+strategies need: embeddings, token ids, raw tags, the type incidences, the pruning pass
+and the kNN graph, through typed accessors. It holds the one seed of these computations.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from tritondiv.families import (
+    COMPONENTS,
+    TOPIC_METHODS,
+    TYPE_FAMILIES,
+    default_topics,
+    macro_types,
+    meso_types,
+    micro_types,
+    parse_band_value,
+    parse_family,
+    resolve_band,
+)
+from tritondiv.incidence import Incidence
+
+__all__ = ["G_FUNCTIONS", "FeatureOptions", "Features", "make_tagger"]
+
+#: Concave functions of the balanced greedy (:func:`tritondiv.select.balanced_greedy`).
+G_FUNCTIONS: tuple[str, ...] = ("log1p", "sqrt", "min")
+
+_T = TypeVar("_T")
+
+
+def _opt(default: Any, help: str, **cli: Any) -> Any:
+    """A field with its default, its help text and its argparse spelling (``cli``)."""
+    return field(default=default, metadata={"help": help, "cli": cli})
+
+
+@dataclass
+class FeatureOptions:
+    """Every option that shapes the features and the selection (recorded in manifests).
+
+    Each field's help text is in its metadata (``fields(FeatureOptions)``); the command
+    line offers each as ``--<name-with-dashes>`` (``cache``/``progress``: ``--no-cache``,
+    ``--no-progress``). ``lo``/``hi`` keep an ``int`` count or an ``"Fx"`` string
+    (F times the pool size, see :func:`tritondiv.stats.resolve_band`); ``progress=None``
+    shows bars only when stderr is a terminal, ``True`` forces them.
+    """
+
+    embeddings_instruction: str | None = _opt(
+        None,
+        "precomputed instruction embeddings (.npy, one row per pool sample)",
+        metavar="NPY",
+    )
+    embeddings_response: str | None = _opt(
+        None,
+        "precomputed response embeddings (.npy, one row per pool sample)",
+        metavar="NPY",
+    )
+    embedding_model: str | None = _opt(
+        None,
+        "local sentence-transformers model directory (default: the packaged all-MiniLM-L6-v2)",
+        metavar="DIR",
+    )
+    tokenizer: str | None = _opt(
+        None,
+        "tokenizer of the model to be fine-tuned (tokenizer.json or its directory; "
+        "default: the packaged all-MiniLM-L6-v2)",
+        metavar="PATH",
+    )
+    tagger: str = _opt(
+        "keyphrase",
+        "meso tagger: keyphrase (offline default), column:FIELD (a list field of the pool) "
+        "or llm:PATH (a local causal LM directory or .gguf file)",
+        metavar="SPEC",
+    )
+    tag_max_words: int | None = _opt(
+        None,
+        "keyphrase tagger: candidate phrases from the first N words of each text "
+        "(default 128; smaller is faster)",
+        metavar="N",
+        type=int,
+    )
+    lo: int | str = _opt(
+        10,
+        "micro band: drop tokens seen fewer than LO times over the pool's component: an "
+        "occurrence count, or 'Fx' = F times the number of samples (a relative lo rounds up)",
+        metavar="COUNT|Fx",
+    )
+    hi: int | str = _opt(
+        500,
+        "micro band: drop tokens seen more than HI times; same syntax as --lo (a relative "
+        "hi rounds down)",
+        metavar="COUNT|Fx",
+    )
+    topics: int | None = _opt(
+        None, "macro topics K (default round(sqrt(N)))", metavar="K", type=int
+    )
+    topic_method: str = _opt(
+        "kmeans",
+        "macro clustering: spherical k-means or HDBSCAN (small pools)",
+        choices=TOPIC_METHODS,
+    )
+    component: str = _opt(
+        "response",
+        "component of the embedding baselines kcenter/facility-location/threshold/random",
+        choices=COMPONENTS,
+    )
+    knn: int = _opt(20, "neighbours of the facility-location graph", type=int)
+    tau: float = _opt(0.9, "cosine threshold of the threshold baseline", type=float)
+    g: str = _opt("log1p", "concave function of the balanced greedy", choices=G_FUNCTIONS)
+    cache: bool = _opt(
+        True,
+        "do not read or write the feature cache",
+        flag="--no-cache",
+        action="store_false",
+    )
+    progress: bool | None = _opt(
+        None,
+        "hide progress bars (shown when stderr is a terminal)",
+        flag="--no-progress",
+        action="store_const",
+        const=False,
+    )
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        normalize = _NORMALIZE.get(name)
+        super().__setattr__(name, value if normalize is None else normalize(value))
+
+    def __post_init__(self) -> None:
+        if isinstance(self.lo, int) and isinstance(self.hi, int) and self.lo > self.hi:
+            raise ValueError(
+                f"lo (--lo) {self.lo} is above hi (--hi) {self.hi}: the micro band would be "
+                "empty; pass --lo below --hi"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> FeatureOptions:
+        """Options from a manifest's ``options`` (unknown keys are refused)."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"unknown options {unknown}: known are {sorted(names)}")
+        return cls(**values)
+
+
+# ---- normalization, one function per option kind --------------------------------------------
+
+
+def _flag(name: str) -> str:
+    return f"{name} (--{name.replace('_', '-')})"
+
+
+def _optional_path(name: str) -> Callable[[Any], str | None]:
+    def norm(value: Any) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, Path):
+            return str(value)
+        if not isinstance(value, str):
+            raise TypeError(f"{_flag(name)}: expected a path string, got {type(value).__name__}")
+        return value
+
+    return norm
+
+
+def _integer(name: str, minimum: int, optional: bool) -> Callable[[Any], int | None]:
+    def norm(value: Any) -> int | None:
+        if value is None and optional:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{_flag(name)}: expected an int, got {value!r}")
+        if int(value) < minimum:
+            raise ValueError(f"{_flag(name)} must be >= {minimum}, got {value}")
+        return int(value)
+
+    return norm
+
+
+def _choice(name: str, choices: tuple[str, ...]) -> Callable[[Any], str]:
+    def norm(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"{_flag(name)} must be one of {choices}, got {value!r}")
+        return str(value)
+
+    return norm
+
+
+def _band(name: str) -> Callable[[Any], int | str]:
+    def norm(value: Any) -> int | str:
+        try:
+            out = parse_band_value(value)
+        except ValueError as exc:
+            raise ValueError(f"{_flag(name)}: {exc}") from None
+        except TypeError as exc:
+            raise TypeError(f"{_flag(name)}: {exc}") from None
+        return out if isinstance(out, str) else int(out)
+
+    return norm
+
+
+def _tagger(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{_flag('tagger')}: expected a string, got {type(value).__name__}")
+    ok = value == "keyphrase" or any(
+        value.startswith(p) and len(value) > len(p) for p in ("column:", "llm:")
+    )
+    if not ok:
+        raise ValueError(
+            f"{_flag('tagger')} {value!r} is unknown: pass keyphrase, column:FIELD or llm:PATH"
+        )
+    return value
+
+
+def _tau(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(f"{_flag('tau')}: expected a float, got {value!r}")
+    tau = float(value)
+    if not (math.isfinite(tau) and -1.0 <= tau <= 1.0):
+        raise ValueError(f"{_flag('tau')} is a cosine similarity: pass -1 <= tau <= 1, got {value}")
+    return tau
+
+
+def _boolean(name: str, optional: bool) -> Callable[[Any], bool | None]:
+    def norm(value: Any) -> bool | None:
+        if value is None and optional:
+            return None
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{_flag(name)}: expected a bool, got {value!r}")
+        return bool(value)
+
+    return norm
+
+
+_NORMALIZE: dict[str, Callable[[Any], Any]] = {
+    "embeddings_instruction": _optional_path("embeddings_instruction"),
+    "embeddings_response": _optional_path("embeddings_response"),
+    "embedding_model": _optional_path("embedding_model"),
+    "tokenizer": _optional_path("tokenizer"),
+    "tagger": _tagger,
+    "tag_max_words": _integer("tag_max_words", 1, optional=True),
+    "lo": _band("lo"),
+    "hi": _band("hi"),
+    "topics": _integer("topics", 1, optional=True),
+    "topic_method": _choice("topic_method", TOPIC_METHODS),
+    "component": _choice("component", COMPONENTS),
+    "knn": _integer("knn", 1, optional=False),
+    "tau": _tau,
+    "g": _choice("g", G_FUNCTIONS),
+    "cache": _boolean("cache", optional=False),
+    "progress": _boolean("progress", optional=True),
+}
+
+
+def make_tagger(
+    spec: str,
+    *,
+    embedding_model: str | None = None,
+    progress: bool = True,
+    max_words: int | None = None,
+) -> Any:
+    """Build a tagger from ``keyphrase``, ``column:FIELD`` or ``llm:PATH``.
+
+    ``max_words``: the keyphrase tagger draws candidate phrases from the first
+    ``max_words`` words of each text (its default when ``None``).
+    """
+    from tritondiv import features as F
+
+    if spec == "keyphrase":
+        kwargs: dict[str, Any] = {} if max_words is None else {"max_words": int(max_words)}
+        return F.KeyphraseTagger(model=embedding_model, progress=progress, **kwargs)
+    if spec.startswith("column:") and len(spec) > len("column:"):
+        return F.ColumnTagger(spec.split(":", 1)[1])
+    if spec.startswith("llm:") and len(spec) > len("llm:"):
+        path = Path(spec.split(":", 1)[1])
+        if path.is_file() and path.suffix == ".gguf":
+            return F.LLMTagger(str(path.parent), gguf_file=path.name, progress=progress)
+        if path.is_dir():
+            return F.LLMTagger(str(path), progress=progress)
+        raise ValueError(
+            f"tagger {spec!r}: {path} is neither a model directory nor a .gguf file: pass "
+            "llm:DIR or llm:FILE.gguf"
+        )
+    raise ValueError(f"tagger {spec!r} is unknown: pass keyphrase, column:FIELD or llm:PATH")
+
+
+def _check_component(component: str) -> None:
+    if component not in COMPONENTS:
+        raise ValueError(f"component must be one of {COMPONENTS}, got {component!r}")
+
+
+class Features:
+    """Lazily computed, in-memory cached features and incidences of one pool.
+
+    Every feature is computed at most once per instance (the featurizers also cache on
+    disk), so a ladder over many strategies and levels featurizes each component once.
+    ``seed`` is the one seed of the seeded computations (topics, pruning) and the default
+    seed of the strategies run on these features. ``timings`` records the seconds spent
+    per stage; ``on_stage``, when set, receives each stage's name (``"embed response"``,
+    ``"types response-micro"``) as it starts (the ladder shows it in its progress bar).
+    """
+
+    def __init__(self, pool: Any, options: FeatureOptions | None = None, *, seed: int = 0) -> None:
+        if options is not None and not isinstance(options, FeatureOptions):
+            raise TypeError(f"options must be a FeatureOptions, got {type(options).__name__}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"seed must be an int, got {seed!r}")
+        self.pool = pool
+        self.options = options or FeatureOptions()
+        self.seed = int(seed)
+        self.timings: dict[str, float] = {}
+        self.on_stage: Callable[[str], None] | None = None
+        self._embeddings: dict[str, np.ndarray] = {}
+        self._tokens: dict[str, Any] = {}
+        self._tokenizer: list[Any] = []
+        self._tags: dict[str, list[list[str]]] = {}
+        self._tag_reports: dict[str, Any] = {}
+        self._incidences: dict[str, Incidence] = {}
+        self._prunings: dict[str, Any] = {}
+        self._knn: dict[str, Any] = {}
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.pool)
+
+    @property
+    def progress(self) -> bool:
+        """Whether to show progress bars: the option, or (``None``) whether stderr is a tty."""
+        p = self.options.progress
+        return bool(sys.stderr.isatty()) if p is None else bool(p)
+
+    def _timed(self, store: dict[str, _T], key: str, stage: str, fn: Callable[[], _T]) -> _T:
+        if key not in store:
+            if self.on_stage is not None:
+                self.on_stage(stage.replace("-", " ", 1))
+            t0 = time.perf_counter()
+            store[key] = fn()
+            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - t0
+        return store[key]
+
+    # ---- what is computed already ---------------------------------------------------------
+    def has_embeddings(self, component: str) -> bool:
+        return component in self._embeddings
+
+    def has_tokens(self, component: str) -> bool:
+        return component in self._tokens
+
+    def computed_families(self) -> list[str]:
+        """The type families whose incidence is computed, in :data:`TYPE_FAMILIES` order."""
+        return [f for f in TYPE_FAMILIES if f in self._incidences]
+
+    # ---- raw features -----------------------------------------------------------------
+    def embeddings(self, component: str) -> np.ndarray:
+        """``float32[N, d]`` L2-normalized embeddings of a component."""
+        _check_component(component)
+
+        def compute() -> np.ndarray:
+            from tritondiv.features import embed_pool
+
+            pre = getattr(self.options, f"embeddings_{component}")
+            X = embed_pool(
+                self.pool,
+                component,
+                self.options.embedding_model,
+                precomputed=pre,
+                cache=self.options.cache,
+                progress=self.progress,
+            )
+            return np.ascontiguousarray(X, dtype=np.float32)
+
+        return self._timed(self._embeddings, component, f"embed-{component}", compute)
+
+    def tokens(self, component: str) -> Any:
+        """The component's token ids (:class:`tritondiv.tokens.TokenCSR`)."""
+        _check_component(component)
+
+        def compute() -> Any:
+            from tritondiv.tokens import tokenize_pool
+
+            return tokenize_pool(
+                self.pool,
+                component,
+                self.tokenizer(),
+                cache=self.options.cache,
+                progress=self.progress,
+            )
+
+        return self._timed(self._tokens, component, f"tokenize-{component}", compute)
+
+    def tokenizer(self) -> Any:
+        """The tokenizer of :attr:`FeatureOptions.tokenizer` (loaded once)."""
+        if not self._tokenizer:
+            from tritondiv.tokens import load_tokenizer
+
+            if self.on_stage is not None:
+                self.on_stage("load tokenizer")
+            t0 = time.perf_counter()
+            self._tokenizer.append(load_tokenizer(self.options.tokenizer))
+            self.timings["load-tokenizer"] = time.perf_counter() - t0
+        return self._tokenizer[0]
+
+    def tags(self, component: str) -> list[list[str]]:
+        """Raw tags per sample of a component (the configured tagger)."""
+        _check_component(component)
+
+        def compute() -> list[list[str]]:
+            from tritondiv.features import tag_pool
+
+            tagger = make_tagger(
+                self.options.tagger,
+                embedding_model=self.options.embedding_model,
+                progress=self.progress,
+                max_words=self.options.tag_max_words,
+            )
+            return tag_pool(self.pool, component, tagger, cache=self.options.cache)
+
+        return self._timed(self._tags, component, f"tag-{component}", compute)
+
+    def band(self, component: str = "response") -> tuple[int, int]:
+        """Absolute micro band ``(lo, hi)`` for this pool (the same for both components)."""
+        return resolve_band(self.options.lo, self.options.hi, self.n_samples)
+
+    # ---- types ------------------------------------------------------------------------
+    def incidence(self, family: str) -> Incidence:
+        """The incidence of a type family ``<component>-<macro|meso|micro>``."""
+        component, level = parse_family(family)
+        stage = f"types-{family}"
+        if level == "macro":
+            X = self.embeddings(component)
+            return self._timed(
+                self._incidences,
+                family,
+                stage,
+                lambda: macro_types(
+                    X,
+                    self.options.topics,
+                    method=self.options.topic_method,
+                    seed=self.seed,
+                    progress=self.progress,
+                ),
+            )
+        if level == "meso":
+            tags = self.tags(component)
+
+            def meso() -> Incidence:
+                inc, report = meso_types(tags)
+                self._tag_reports[component] = report
+                return inc
+
+            return self._timed(self._incidences, family, stage, meso)
+        tokens = self.tokens(component)
+        lo, hi = self.band(component)
+        return self._timed(self._incidences, family, stage, lambda: micro_types(tokens, lo, hi))
+
+    def tag_report(self, component: str) -> Any:
+        """The :class:`~tritondiv.features.TagReport` of a component's meso types, once built."""
+        return self._tag_reports.get(component)
+
+    def n_topics(self) -> int:
+        return self.options.topics or default_topics(self.n_samples)
+
+    def pruning(self, family: str) -> Any:
+        """The reverse greedy pruning of a type family (computed once, seeded)."""
+        inc = self.incidence(family)
+
+        def compute() -> Any:
+            from tritondiv.select import prune_types
+
+            return prune_types(inc, seed=self.seed)
+
+        return self._timed(self._prunings, family, f"prune-{family}", compute)
+
+    def knn(self, component: str) -> Any:
+        """The kNN cosine-similarity graph (scipy CSR) of a component's embeddings."""
+        X = self.embeddings(component)
+
+        def compute() -> Any:
+            from tritondiv.kernels import knn_graph
+
+            return knn_graph(X, self.options.knn, symmetrize=True, progress=self.progress)
+
+        return self._timed(self._knn, component, f"knn-{component}", compute)
