@@ -125,8 +125,9 @@ TOKENIZER_NAMES = ("smollm2", "minilm", "whitespace")
 
 # sha256 (tokenizer_hash) -> (name, source) of every tokenizer load_tokenizer has read,
 # so tokenizer_identity can name a loaded tokenizers.Tokenizer (a Rust object that takes
-# no attributes).
+# no attributes). The packaged tokenizers' names win over a path to the same file.
 _KNOWN: dict[str, tuple[str, str]] = {}
+_PACKAGED: dict[str, tuple[str, str]] = {}
 
 
 def _default_tokenizer_path() -> Path:
@@ -238,8 +239,24 @@ def _read_tokenizer_file(file: Path, name: str, source: str) -> Any:
         raise ValueError(f"tokenizer: {file} is not a Hugging Face tokenizer.json ({exc})") from exc
     tok.no_padding()
     tok.no_truncation()
-    _KNOWN.setdefault(tokenizer_hash(tok), (name, source or str(file)))
+    digest = tokenizer_hash(tok)
+    if name in ("smollm2", "minilm"):
+        _PACKAGED[digest] = (name, source)
+    else:
+        _KNOWN.setdefault(digest, (name, source or str(file)))
     return tok
+
+
+def _packaged_name(digest: str) -> tuple[str, str] | None:
+    """(name, source) if ``digest`` is a packaged tokenizer's (loading them once to know)."""
+    if digest not in _PACKAGED:
+        for name in ("smollm2", "minilm"):
+            if not any(n == name for n, _ in _PACKAGED.values()):
+                try:
+                    load_tokenizer(name)
+                except (ImportError, OSError, ValueError):  # pragma: no cover - not installed
+                    continue
+    return _PACKAGED.get(digest)
 
 
 def load_tokenizer(tokenizer: Any = None) -> Any:
@@ -325,6 +342,8 @@ def tokenizer_identity(tokenizer: Any) -> dict[str, Any]:
     digest = tokenizer_hash(tok)
     if isinstance(tok, WhitespaceTokenizer):
         name, source = "whitespace", "tokenizers WhitespaceSplit, ids in first-seen order"
+    elif (packaged := _packaged_name(digest)) is not None:
+        name, source = packaged
     elif digest in _KNOWN:
         name, source = _KNOWN[digest]
     elif getattr(tokenizer, "name_or_path", None):

