@@ -28,6 +28,13 @@ template <> inline const char* dtype_name<double>() { return "float64"; }
 template <> inline const char* dtype_name<std::uint16_t>() { return "float16 (as uint16 bits)"; }
 template <> inline const char* dtype_name<std::uint8_t>() { return "uint8"; }
 
+// True when `arr` holds elements of exactly `dt` (native byte order). An equivalence test,
+// not an identity test: an unpickled or otherwise rebuilt array carries its own dtype
+// object, equal to but not the same object as numpy's builtin one.
+inline bool same_dtype(const py::array& arr, const py::dtype& dt) {
+    return py::detail::npy_api::get().PyArray_EquivTypes_(dt.ptr(), arr.dtype().ptr()) != 0;
+}
+
 // Checks that `obj` is a C-contiguous numpy array of dtype T with `ndim` dimensions and
 // returns it without copying. `name` is used in the error messages.
 template <class T>
@@ -37,7 +44,7 @@ py::array_t<T, py::array::c_style> checked_array(const py::handle& obj, const ch
                              ", got " + std::string(py::str(py::type::of(obj).attr("__name__"))));
     }
     auto arr = py::reinterpret_borrow<py::array>(obj);
-    if (!arr.dtype().is(py::dtype::of<T>())) {
+    if (!same_dtype(arr, py::dtype::of<T>())) {
         throw py::type_error(std::string(name) + ": expected dtype " + dtype_name<T>() + ", got " +
                              std::string(py::str(arr.dtype())) + " (convert with .astype(np." +
                              dtype_name<T>() + "))");

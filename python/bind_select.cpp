@@ -55,7 +55,7 @@ void bind_select(py::module_& m) {
             if (!py::isinstance<py::array>(X))
                 throw py::type_error("X: expected a numpy array of dtype float32 or float16");
             auto arr = py::reinterpret_borrow<py::array>(X);
-            const bool f16 = arr.dtype().is(py::dtype("float16"));
+            const bool f16 = same_dtype(arr, py::dtype("float16"));
             py::array a = f16 ? py::array(checked_array<std::uint16_t>(arr.view("uint16"), "X", 2))
                               : py::array(checked_array<float>(X, "X", 2));
             const auto N = static_cast<std::int64_t>(a.shape(0));

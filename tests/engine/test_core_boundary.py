@@ -123,6 +123,23 @@ def test_topk_finalize_orders_nan_slots_last() -> None:
         assert (np.diff(nan_ids) > 0).all()
 
 
+def test_rebuilt_arrays_of_the_right_dtype_are_accepted() -> None:
+    # An unpickled array carries its own dtype object (equal to, not the same object as,
+    # numpy's builtin one); the bindings used to reject it ("expected int64, got int64").
+    import pickle
+
+    off = pickle.loads(pickle.dumps(np.array([0, 2, 3], np.int64)))
+    ids = pickle.loads(pickle.dumps(np.array([1, 0, 1], np.int32)))
+    counts, df, lengths, distinct = _core.token_counts(off, ids, 2)
+    assert counts.tolist() == [1, 2] and df.tolist() == [1, 2]
+    assert lengths.tolist() == [2, 1] and distinct.tolist() == [2, 1]
+    x = pickle.loads(pickle.dumps(np.array([[0.0], [1.0], [3.0]], np.float16)))
+    idx, _, _ = _core.kcenter_greedy(x, 2, 0)
+    assert idx.tolist() == [0, 2]
+    with pytest.raises(TypeError, match="int64"):
+        _core.token_counts(off.astype(">i8"), ids, 2)
+
+
 # ---- 2. thread counts -----------------------------------------------------------------
 
 
