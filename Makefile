@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := true
 PYTEST_ARGS ?=
 
-.PHONY: demo test install env lint bench clean
+.PHONY: demo test install env lint bench clean fuzz sanitize
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,3 +47,38 @@ bench: install
 
 clean:
 	rm -rf build dist demo-out .pytest_cache .hypothesis
+
+# ---- defences of the C++ boundary (tests/engine/fuzz_core.py, CMake TRITONDIV_SANITIZE) ----
+# `make fuzz`: the fuzzer of every tritondiv._core entry point against the installed
+# package, TRITONDIV_FUZZ_EXAMPLES examples per entry point (`make test` runs 60), each
+# entry point in its own process; a crash is reported with its input (saved for --replay).
+TRITONDIV_FUZZ_EXAMPLES ?= 2000
+FUZZ_SEED ?= 0
+FUZZ_JOBS ?= 2
+fuzz: install
+	$(BIN)/python tests/engine/fuzz_core.py --examples $(TRITONDIV_FUZZ_EXAMPLES) \
+		--seed $(FUZZ_SEED) --jobs $(FUZZ_JOBS) --keep fuzz-crashes
+
+# `make sanitize`: the extension built with AddressSanitizer + UndefinedBehaviorSanitizer
+# into build-sanitize/ (never build/, never the installed package), staged with a copy of
+# tritondiv/ in build-sanitize/stage, and the C++-facing tests run against it. Python is
+# not instrumented, so the ASan runtime is preloaded; leaks are not reported (the
+# interpreter keeps memory until exit by design); undefined behaviour stops the run.
+SAN_DIR := build-sanitize
+SAN_TESTS ?= tests/engine/test_select.py tests/engine/test_stats.py tests/kernels/test_cpu.py \
+	tests/engine/test_core_boundary.py tests/engine/test_core_fuzz.py
+SAN_JOBS ?= 2
+sanitize: env
+	cmake -S . -B $(SAN_DIR) -DSKBUILD=ON -DCMAKE_BUILD_TYPE=Release -DTRITONDIV_SANITIZE=ON \
+		-DPython_EXECUTABLE=$(abspath $(BIN))/python \
+		-Dpybind11_DIR=$$($(BIN)/python -m pybind11 --cmakedir)
+	cmake --build $(SAN_DIR) -j $(SAN_JOBS)
+	rm -rf $(SAN_DIR)/stage && mkdir -p $(SAN_DIR)/stage
+	cp -r tritondiv $(SAN_DIR)/stage/tritondiv
+	rm -f $(SAN_DIR)/stage/tritondiv/_core*.so && cp $(SAN_DIR)/_core*.so $(SAN_DIR)/stage/tritondiv/
+	PYTHONPATH=$(abspath $(SAN_DIR)/stage) \
+		LD_PRELOAD=$$($(CXX) -print-file-name=libasan.so) \
+		ASAN_OPTIONS=detect_leaks=0 \
+		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		TRITONDIV_FUZZ_SANITIZE=1 \
+		$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS) $(SAN_TESTS)

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <limits>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -79,17 +80,59 @@ void check_csr(const CsrView<V>& csr, const char* what) {
                                     " but there are " + std::to_string(csr.values.size) + " values");
 }
 
+// ---- checked arithmetic on sizes and offsets --------------------------------------------
+// Offsets and sizes arrive from Python as arbitrary int64 values. A range test written as
+// `start + len > n` overflows (undefined behaviour; in practice it wraps negative and
+// passes) for start near 2^63, so every such test goes through these helpers, which never
+// overflow.
+
+// True when [start, start + len) lies inside [0, n) (len >= 0; n >= 0).
+inline bool range_inside(std::int64_t start, std::int64_t len, std::int64_t n) {
+    return start >= 0 && len >= 0 && len <= n && start <= n - len;
+}
+
+// a + b, or throws std::invalid_argument naming `what` when it does not fit in int64.
+inline std::int64_t checked_add(std::int64_t a, std::int64_t b, const char* what) {
+    std::int64_t r;
+    if (__builtin_add_overflow(a, b, &r))
+        throw std::invalid_argument(std::string(what) + ": " + std::to_string(a) + " + " +
+                                    std::to_string(b) + " overflows int64");
+    return r;
+}
+
+// a * b for sizes (a, b >= 0), or throws std::invalid_argument naming `what` when it does
+// not fit in int64.
+inline std::int64_t checked_mul(std::int64_t a, std::int64_t b, const char* what) {
+    std::int64_t r;
+    if (a < 0 || b < 0 || __builtin_mul_overflow(a, b, &r))
+        throw std::invalid_argument(std::string(what) + ": size " + std::to_string(a) + " x " +
+                                    std::to_string(b) + " is negative or overflows int64");
+    return r;
+}
+
 // ---- threads ---------------------------------------------------------------------------
 
 // True when the core was built with OpenMP.
 bool have_openmp();
 // Threads the parallel kernels use (1 without OpenMP).
 int num_threads();
+// The largest thread count set_num_threads accepts: max(256, 4 x hardware threads).
+// Oversubscribing a few times can make sense (threads waiting on memory); tens of thousands
+// of OpenMP threads exhaust the stacks' address space and crash, so they are refused.
+int max_threads();
 // Sets the thread count for all later calls; n <= 0 restores the default (all cores).
-void set_num_threads(int n);
+// Throws std::invalid_argument when n > max_threads().
+void set_num_threads(long long n);
+// Lowers the OpenMP default (e.g. a huge OMP_NUM_THREADS) to max_threads(); called once
+// when the module loads.
+void clamp_default_threads();
 
 // Captures the first exception thrown inside an OpenMP region so it can be rethrown after
-// the region ends (an exception must never cross an OpenMP region boundary).
+// the region ends (an exception must never cross an OpenMP region boundary: the runtime
+// calls std::terminate). The rule of the core: buffers are allocated before a region
+// (std::bad_alloc then reaches Python as MemoryError); whatever may still throw inside a
+// region (a growing per-thread buffer) runs under ExceptionCapture::run and is rethrown
+// after the region.
 class ExceptionCapture {
    public:
     template <class F>

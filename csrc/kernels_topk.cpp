@@ -1,6 +1,7 @@
 // Per-block top-k / argmax reductions of the blocked CPU dissimilarity kernels.
 // See topk_kernels.hpp for the contract.
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <stdexcept>
 #include <string>
@@ -135,11 +136,21 @@ inline void merge_strip(const Block& g, std::int64_t s, std::int64_t row0, std::
     }
 }
 
+// [start, start + len) must lie inside the state's n rows (tested without overflow; the
+// message names the start and the length, never a sum that could wrap).
 void check_range(std::int64_t start, std::int64_t len, std::int64_t n, const char* what) {
-    if (start < 0 || start + len > n)
-        throw std::invalid_argument(std::string(what) + ": state rows [" + std::to_string(start) +
-                                    ", " + std::to_string(start + len) + ") outside the state's " +
+    if (!range_inside(start, len, n))
+        throw std::invalid_argument(std::string(what) + ": state rows from " + std::to_string(start) +
+                                    " (" + std::to_string(len) + " rows) outside the state's " +
                                     std::to_string(n) + " rows");
+}
+
+// Candidate ids col0 .. col0 + len - 1 must be >= 0 and below kEmptyId (the empty-slot id).
+void check_ids(std::int64_t col0, std::int64_t len, const char* what) {
+    if (col0 < 0 || len > kEmptyId - col0)
+        throw std::invalid_argument(std::string(what) + ": candidate ids from " + std::to_string(col0) +
+                                    " (" + std::to_string(len) +
+                                    " columns) must lie in [0, 2^63 - 1)");
 }
 
 }  // namespace
@@ -149,6 +160,7 @@ void topk_merge_block(const Block& g, std::int64_t row0, std::int64_t col0, floa
                       bool transposed_too, TopkState& st) {
     check_block(g, "topk_merge_block");
     check_range(row0, g.rows, st.n, "topk_merge_block (rows)");
+    check_ids(col0, g.cols, "topk_merge_block");
     if (transposed_too) {
         check_range(col0, g.cols, st.n, "topk_merge_block (columns)");
         if (row0 < col0 + g.cols && col0 < row0 + g.rows)
@@ -181,22 +193,41 @@ void topk_merge_block(const Block& g, std::int64_t row0, std::int64_t col0, floa
 
 void topk_finalize(TopkState& st) {
     const std::int64_t n = st.n, k = st.k;
-    if (k <= 0) return;
+    if (k <= 0 || n <= 0) return;
+    // Per-thread scratch rows, allocated before the region (a failed allocation must not
+    // happen inside it).
+    int T = 1;
 #if TRITONDIV_HAVE_OPENMP
-#pragma omp parallel
+    T = static_cast<int>(std::min<std::int64_t>(omp_get_max_threads(), n));
+#endif
+    const auto uk = static_cast<std::size_t>(k);
+    std::vector<std::int64_t> order_all(static_cast<std::size_t>(T) * uk);
+    std::vector<float> tv_all(static_cast<std::size_t>(T) * uk);
+    std::vector<std::int64_t> ti_all(static_cast<std::size_t>(T) * uk);
+#if TRITONDIV_HAVE_OPENMP
+#pragma omp parallel num_threads(T)
 #endif
     {
-        std::vector<std::int64_t> order(static_cast<std::size_t>(k));
-        std::vector<float> tv(static_cast<std::size_t>(k));
-        std::vector<std::int64_t> ti(static_cast<std::size_t>(k));
+        std::size_t tid = 0;
+#if TRITONDIV_HAVE_OPENMP
+        tid = static_cast<std::size_t>(omp_get_thread_num());
+#endif
+        std::int64_t* order = order_all.data() + tid * uk;
+        float* tv = tv_all.data() + tid * uk;
+        std::int64_t* ti = ti_all.data() + tid * uk;
 #if TRITONDIV_HAVE_OPENMP
 #pragma omp for schedule(static)
 #endif
         for (std::int64_t r = 0; r < n; ++r) {
             float* hv = st.vals + r * k;
             std::int64_t* hi = st.ids + r * k;
-            std::iota(order.begin(), order.end(), 0);
-            std::sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) {
+            std::iota(order, order + k, 0);
+            // Best first: a strict weak order even when the caller's state holds NaN (NaN
+            // slots go last, by id); `worse` alone is not one with NaN, and std::sort may
+            // then read outside the range.
+            std::sort(order, order + k, [&](std::int64_t a, std::int64_t b) {
+                const bool na = std::isnan(hv[a]), nb = std::isnan(hv[b]);
+                if (na || nb) return na != nb ? nb : hi[a] < hi[b];
                 return worse(hv[b], hi[b], hv[a], hi[a]);
             });
             for (std::int64_t q = 0; q < k; ++q) {
@@ -215,10 +246,8 @@ void argmax_merge_rows(const Block& g, std::int64_t row0, std::int64_t col0, flo
                        const float* col_bias, float* best_val, std::int64_t* best_id,
                        std::int64_t n) {
     check_block(g, "argmax_merge_rows");
-    if (row0 < 0 || row0 + g.rows > n)
-        throw std::invalid_argument("argmax_merge_rows: rows [" + std::to_string(row0) + ", " +
-                                    std::to_string(row0 + g.rows) + ") outside " +
-                                    std::to_string(n) + " rows");
+    check_range(row0, g.rows, n, "argmax_merge_rows");
+    check_ids(col0, g.cols, "argmax_merge_rows");
     const std::int64_t rows = g.rows, cols = g.cols;
 #if TRITONDIV_HAVE_OPENMP
 #pragma omp parallel for schedule(dynamic, 16) if (rows * cols >= kParallelMin)

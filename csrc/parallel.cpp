@@ -1,3 +1,6 @@
+#include <algorithm>
+#include <string>
+
 #include "common.hpp"
 
 namespace tritondiv {
@@ -14,6 +17,8 @@ int g_default_threads() {
 
 bool have_openmp() { return TRITONDIV_HAVE_OPENMP != 0; }
 
+int max_threads() { return std::max(256, 4 * g_default_threads()); }
+
 int num_threads() {
 #if TRITONDIV_HAVE_OPENMP
     return omp_get_max_threads();
@@ -22,11 +27,21 @@ int num_threads() {
 #endif
 }
 
-void set_num_threads(int n) {
+void set_num_threads(long long n) {
+    const int bound = max_threads();
+    if (n > bound)
+        throw std::invalid_argument("set_num_threads: " + std::to_string(n) +
+                                    " threads exceeds the limit of " + std::to_string(bound) +
+                                    " (max(256, 4 x " + std::to_string(g_default_threads()) +
+                                    " hardware threads))");
 #if TRITONDIV_HAVE_OPENMP
-    omp_set_num_threads(n > 0 ? n : g_default_threads());
-#else
-    (void)n;
+    omp_set_num_threads(n > 0 ? static_cast<int>(n) : g_default_threads());
+#endif
+}
+
+void clamp_default_threads() {
+#if TRITONDIV_HAVE_OPENMP
+    if (omp_get_max_threads() > max_threads()) omp_set_num_threads(max_threads());
 #endif
 }
 

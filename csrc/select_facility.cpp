@@ -83,6 +83,7 @@ FacilityOut facility_location_csr(Span<const std::int64_t> indptr, Span<const st
                                     std::to_string(indices.size));
     const auto rows = static_cast<std::int64_t>(csr.rows());
     check_n(n, rows);
+    if (n_cols < 0) throw std::invalid_argument("n_cols must be >= 0, got " + std::to_string(n_cols));
     for (std::size_t e = 0; e < indices.size; ++e) {
         if (indices[e] < 0 || indices[e] >= n_cols)
             throw std::invalid_argument("graph: column index " + std::to_string(indices[e]) +

@@ -28,6 +28,10 @@ namespace {
 void check_incidence(const CsrView<std::int32_t>& inc, std::int64_t n_types) {
     check_csr(inc, "incidence");
     if (n_types < 0) throw std::invalid_argument("n_types must be >= 0, got " + std::to_string(n_types));
+    // type ids are int32, so at most 2^31 types can be named
+    if (n_types > (std::int64_t{1} << 31))
+        throw std::invalid_argument("n_types = " + std::to_string(n_types) +
+                                    " exceeds 2^31 (type ids are int32)");
     for (std::size_t e = 0; e < inc.values.size; ++e) {
         const auto t = inc.values[e];
         if (t < 0 || t >= n_types)
@@ -252,8 +256,11 @@ GreedyOut balanced_greedy(const CsrView<std::int32_t>& inc, std::int64_t n_types
             throw std::invalid_argument("epsilon must lie in (0, 1), got " + std::to_string(epsilon));
         std::vector<std::int64_t> rem(candidates.begin(), candidates.end());
         SplitMix64 rng(seed ^ 0x73746f6368ULL);
-        const auto s_size = static_cast<std::int64_t>(
-            std::ceil(static_cast<double>(P) / static_cast<double>(n) * std::log(1.0 / epsilon)));
+        // computed in double and clamped to P before the cast: a tiny epsilon (1 / epsilon
+        // = inf) would otherwise convert inf to int64 (undefined)
+        const double s_real =
+            std::ceil(static_cast<double>(P) / static_cast<double>(n) * std::log(1.0 / epsilon));
+        const auto s_size = s_real >= static_cast<double>(P) ? P : static_cast<std::int64_t>(s_real);
         for (std::int64_t step = 0; step < n; ++step) {
             const auto R = static_cast<std::int64_t>(rem.size());
             const auto s = std::max<std::int64_t>(1, std::min(R, s_size));

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -208,24 +209,33 @@ TokenCounts token_counts(const CsrView<std::int32_t>& t, std::int32_t vocab) {
     // (high 32 bits) with its document frequency (low 32 bits: at most the rows a thread
     // sees), so the new-in-this-row test is one load and one store.
     constexpr std::size_t kLanes = 4;
-    std::vector<std::vector<std::int64_t>> hist(static_cast<std::size_t>(T));
-    std::vector<std::vector<std::uint64_t>> seen(static_cast<std::size_t>(T));
+    // The tables are allocated here, before the region (a failed allocation raises
+    // MemoryError instead of aborting inside it), and left uninitialized: each thread
+    // first-touches (fills) its own inside the region.
+    std::vector<std::unique_ptr<std::int64_t[]>> hist(static_cast<std::size_t>(T));
+    std::vector<std::unique_ptr<std::uint64_t[]>> seen(static_cast<std::size_t>(T));
+    for (int th = 0; th < T; ++th) {
+        hist[static_cast<std::size_t>(th)].reset(new std::int64_t[kLanes * V]);
+        seen[static_cast<std::size_t>(th)].reset(new std::uint64_t[V]);
+    }
     std::vector<std::int64_t> bad(static_cast<std::size_t>(T), kNoBad);
     const std::int64_t* off = t.offsets.data;
     const std::int32_t* ids = t.values.data;
+    int team = 1;  // threads the region really got (at most T): only their tables are filled
 
 #if TRITONDIV_HAVE_OPENMP
 #pragma omp parallel num_threads(T)
 #endif
     {
         const int tid = thread_id();
-        // each thread first-touches its own tables
-        auto& h_own = hist[static_cast<std::size_t>(tid)];
-        auto& s_own = seen[static_cast<std::size_t>(tid)];
-        h_own.assign(kLanes * V, 0);
-        s_own.assign(V, kNeverSeen);
-        std::int64_t* h = h_own.data();
-        std::uint64_t* sn = s_own.data();
+#if TRITONDIV_HAVE_OPENMP
+#pragma omp single nowait
+#endif
+        team = team_size();
+        std::int64_t* h = hist[static_cast<std::size_t>(tid)].get();
+        std::uint64_t* sn = seen[static_cast<std::size_t>(tid)].get();
+        std::fill_n(h, kLanes * V, std::int64_t{0});
+        std::fill_n(sn, V, kNeverSeen);
         std::int64_t my_bad = kNoBad;
         auto visit = [&](std::int32_t id, std::size_t lane, std::uint64_t row_hi) -> std::int32_t {
             ++h[lane * V + static_cast<std::size_t>(id)];
@@ -268,7 +278,7 @@ TokenCounts token_counts(const CsrView<std::int32_t>& t, std::int32_t vocab) {
     for (std::int64_t v = 0; v < Vs; ++v) {
         const auto uv = static_cast<std::size_t>(v);
         std::int64_t cs = 0, ds = 0;
-        for (std::size_t th = 0; th < hist.size(); ++th) {
+        for (std::size_t th = 0; th < static_cast<std::size_t>(team); ++th) {
             for (std::size_t k = 0; k < kLanes; ++k) cs += hist[th][k * V + uv];
             ds += static_cast<std::uint32_t>(seen[th][uv]);
         }
@@ -307,7 +317,9 @@ BandIncidence band_incidence(const CsrView<std::int32_t>& t, std::int32_t vocab,
     std::vector<std::vector<std::int32_t>> chunk_types(static_cast<std::size_t>(nchunks));
     std::vector<std::int64_t> row_len(rows, 0);
     std::vector<std::int64_t> bad(static_cast<std::size_t>(T), kNoBad);
-    std::vector<std::vector<std::int64_t>> stamps(static_cast<std::size_t>(T));
+    // per-thread row stamps, allocated before the region
+    std::vector<std::vector<std::int64_t>> stamps(static_cast<std::size_t>(T),
+                                                  std::vector<std::int64_t>(B, -1));
     ExceptionCapture cap;
     const std::int64_t* off = t.offsets.data;
     const std::int32_t* ids = t.values.data;
@@ -319,7 +331,6 @@ BandIncidence band_incidence(const CsrView<std::int32_t>& t, std::int32_t vocab,
     {
         const int tid = thread_id();
         std::int64_t my_bad = kNoBad;
-        cap.run([&] { stamps[static_cast<std::size_t>(tid)].assign(B, -1); });
 #if TRITONDIV_HAVE_OPENMP
 #pragma omp for schedule(dynamic, 1)
 #endif
@@ -454,6 +465,10 @@ std::int64_t distinct_bigrams_bitmap(const CsrView<std::int32_t>& t, std::int32_
     BitmapLease lease(words);
     std::uint64_t* bw = lease.bits();
     ExceptionCapture cap;
+    // per-thread staging buffers, allocated before the region (a long row grows its
+    // thread's buffer inside the region, under the capture)
+    std::vector<std::vector<std::uint32_t>> staging(static_cast<std::size_t>(T),
+                                                    std::vector<std::uint32_t>(kStageCodes));
 
 #if TRITONDIV_HAVE_OPENMP
 #pragma omp parallel num_threads(T)
@@ -461,7 +476,7 @@ std::int64_t distinct_bigrams_bitmap(const CsrView<std::int32_t>& t, std::int32_
     {
         const int tid = thread_id();
         std::int64_t my_bad = kNoBad;
-        std::vector<std::uint32_t> codes(kStageCodes);
+        std::vector<std::uint32_t>& codes = staging[static_cast<std::size_t>(tid)];
         std::size_t staged = 0;
         auto apply = [&] {
             const std::uint32_t* c = codes.data();

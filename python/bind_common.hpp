@@ -6,7 +6,10 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <new>
+#include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "common.hpp"
 
@@ -25,6 +28,13 @@ template <> inline const char* dtype_name<double>() { return "float64"; }
 template <> inline const char* dtype_name<std::uint16_t>() { return "float16 (as uint16 bits)"; }
 template <> inline const char* dtype_name<std::uint8_t>() { return "uint8"; }
 
+// True when `arr` holds elements of exactly `dt` (native byte order). An equivalence test,
+// not an identity test: an unpickled or otherwise rebuilt array carries its own dtype
+// object, equal to but not the same object as numpy's builtin one.
+inline bool same_dtype(const py::array& arr, const py::dtype& dt) {
+    return py::detail::npy_api::get().PyArray_EquivTypes_(dt.ptr(), arr.dtype().ptr()) != 0;
+}
+
 // Checks that `obj` is a C-contiguous numpy array of dtype T with `ndim` dimensions and
 // returns it without copying. `name` is used in the error messages.
 template <class T>
@@ -34,7 +44,7 @@ py::array_t<T, py::array::c_style> checked_array(const py::handle& obj, const ch
                              ", got " + std::string(py::str(py::type::of(obj).attr("__name__"))));
     }
     auto arr = py::reinterpret_borrow<py::array>(obj);
-    if (!arr.dtype().is(py::dtype::of<T>())) {
+    if (!same_dtype(arr, py::dtype::of<T>())) {
         throw py::type_error(std::string(name) + ": expected dtype " + dtype_name<T>() + ", got " +
                              std::string(py::str(arr.dtype())) + " (convert with .astype(np." +
                              dtype_name<T>() + "))");
@@ -53,6 +63,34 @@ py::array_t<T, py::array::c_style> checked_array(const py::handle& obj, const ch
 template <class T>
 Span<const T> span_of(const py::array_t<T, py::array::c_style>& a) {
     return Span<const T>(a.data(), static_cast<std::size_t>(a.size()));
+}
+
+// Runs `f`, a call into the C++ core, with the GIL released, and maps the core's errors.
+// This is the one place the bindings release the GIL. Releasing is safe because
+//  * every array the core reads or writes was checked first and is borrowed from a
+//    py::array held by the calling binding's locals (which keep a reference to the
+//    caller's object until call_core returns), so its memory stays alive and in place;
+//  * the core touches no Python object and includes no Python header (csrc/), so it needs
+//    no GIL; results are turned into Python objects only after the GIL is back.
+// Errors: std::invalid_argument -> ValueError (its message); std::bad_alloc and
+// std::length_error (a size too large to allocate) -> MemoryError naming `what`. Anything
+// else goes through pybind11's standard translation.
+template <class F>
+auto call_core(const char* what, F&& f) -> decltype(f()) {
+    try {
+        py::gil_scoped_release release;
+        return std::forward<F>(f)();
+    } catch (const std::invalid_argument& e) {
+        throw py::value_error(e.what());
+    } catch (const std::bad_alloc&) {
+        PyErr_SetString(PyExc_MemoryError,
+                        (std::string(what) + ": out of memory (the input asks for more than can "
+                                             "be allocated)").c_str());
+        throw py::error_already_set();
+    } catch (const std::length_error& e) {
+        PyErr_SetString(PyExc_MemoryError, (std::string(what) + ": size too large (" + e.what() + ")").c_str());
+        throw py::error_already_set();
+    }
 }
 
 // Returns a 1-D numpy array that takes ownership of a std::vector without copying.

@@ -1,5 +1,5 @@
 // Binding of the per-block reductions of the CPU dissimilarity kernels (tritondiv.kernels).
-// Only binds: checks arrays, releases the GIL, maps std::invalid_argument to ValueError.
+// Only binds: checks arrays, then calls the core through call_core (bind_common.hpp).
 // The running state arrays (vals/ids/best) are updated in place.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -61,12 +61,9 @@ void topk_merge(const py::object& g_obj, std::int64_t row0, std::int64_t col0, f
     const float* cb = bias_of(col_bias_obj, "col_bias", b.cols, keep_c);
     const float* rb = bias_of(row_bias_obj, "row_bias", b.rows, keep_r);
     TopkState st = state_of(vals, ids);
-    try {
-        py::gil_scoped_release release;
+    call_core("topk_merge_block", [&] {
         kernels::topk_merge_block(b, row0, col0, alpha, cb, rb, exclude_self, transposed_too, st);
-    } catch (const std::invalid_argument& e) {
-        throw py::value_error(e.what());
-    }
+    });
 }
 
 }  // namespace
@@ -85,8 +82,7 @@ void bind_kernels(py::module_& m) {
             auto vals = checked_array<float>(vals_obj, "vals", 2);
             auto ids = checked_array<std::int64_t>(ids_obj, "ids", 2);
             TopkState st = state_of(vals, ids);
-            py::gil_scoped_release release;
-            kernels::topk_finalize(st);
+            call_core("topk_finalize", [&] { kernels::topk_finalize(st); });
         },
         py::arg("vals"), py::arg("ids"),
         "Sort each row of the top-k state best-first (ties: smaller id first); empty slots "
@@ -107,12 +103,8 @@ void bind_kernels(py::module_& m) {
             float* pv = mutable_ptr(bv, "best_val");
             std::int64_t* pi = mutable_ptr(bi, "best_id");
             const auto n = static_cast<std::int64_t>(bv.shape(0));
-            try {
-                py::gil_scoped_release release;
-                kernels::argmax_merge_rows(b, row0, col0, alpha, bias, pv, pi, n);
-            } catch (const std::invalid_argument& e) {
-                throw py::value_error(e.what());
-            }
+            call_core("argmax_merge_rows",
+                      [&] { kernels::argmax_merge_rows(b, row0, col0, alpha, bias, pv, pi, n); });
         },
         py::arg("g"), py::arg("row0"), py::arg("col0"), py::arg("alpha"), py::arg("col_bias"),
         py::arg("best_val"), py::arg("best_id"),

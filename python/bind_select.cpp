@@ -3,26 +3,11 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <stdexcept>
-
 #include "bind_common.hpp"
 #include "select.hpp"
 
 namespace tritondiv::bind {
 
-namespace {
-
-template <class F>
-auto call_core(F&& f) -> decltype(f()) {
-    try {
-        py::gil_scoped_release release;
-        return f();
-    } catch (const std::invalid_argument& e) {
-        throw py::value_error(e.what());
-    }
-}
-
-}  // namespace
 
 void bind_select(py::module_& m) {
     m.def(
@@ -31,18 +16,16 @@ void bind_select(py::module_& m) {
             auto off = checked_array<std::int64_t>(offsets, "offsets", 1);
             auto ty = checked_array<std::int32_t>(types, "types", 1);
             CsrView<std::int32_t> inc{span_of(off), span_of(ty)};
-            auto r = call_core([&] { return prune_types(inc, n_types, seed); });
-            py::dict d;
-            d["k_max"] = r.k_max;
-            d["removal_order"] = to_numpy(std::move(r.removal_order));
-            d["removal_support"] = to_numpy(std::move(r.removal_support));
-            d["sample_step"] = to_numpy(std::move(r.sample_step));
-            d["pool_order"] = to_numpy(std::move(r.pool_order));
-            d["pool_sizes"] = to_numpy(std::move(r.pool_sizes));
-            return d;
+            auto r = call_core("prune_types", [&] { return prune_types(inc, n_types, seed); });
+            return py::make_tuple(r.k_max, to_numpy(std::move(r.removal_order)),
+                                  to_numpy(std::move(r.removal_support)),
+                                  to_numpy(std::move(r.sample_step)), to_numpy(std::move(r.pool_order)),
+                                  to_numpy(std::move(r.pool_sizes)));
         },
         py::arg("offsets"), py::arg("types"), py::arg("n_types"), py::arg("seed"),
-        "Reverse greedy type pruning; returns a dict of arrays (see tritondiv.select.PruneResult).");
+        "Reverse greedy type pruning; returns (k_max, removal_order int32[k_max], "
+        "removal_support int64[k_max], sample_step int64[N], pool_order int64[N], "
+        "pool_sizes int64[k_max + 1]) (see tritondiv.select.PruneResult).");
 
     m.def(
         "balanced_greedy",
@@ -55,7 +38,7 @@ void bind_select(py::module_& m) {
             auto w = checked_array<double>(weights, "weights", 1);
             if (g < 0 || g > 2) throw py::value_error("g must be 0 (log1p), 1 (sqrt) or 2 (min)");
             CsrView<std::int32_t> inc{span_of(off), span_of(ty)};
-            auto r = call_core([&] {
+            auto r = call_core("balanced_greedy", [&] {
                 return balanced_greedy(inc, n_types, span_of(cand), n, static_cast<Concave>(g), quota,
                                        span_of(w), epsilon, seed);
             });
@@ -72,13 +55,13 @@ void bind_select(py::module_& m) {
             if (!py::isinstance<py::array>(X))
                 throw py::type_error("X: expected a numpy array of dtype float32 or float16");
             auto arr = py::reinterpret_borrow<py::array>(X);
-            const bool f16 = arr.dtype().is(py::dtype("float16"));
+            const bool f16 = same_dtype(arr, py::dtype("float16"));
             py::array a = f16 ? py::array(checked_array<std::uint16_t>(arr.view("uint16"), "X", 2))
                               : py::array(checked_array<float>(X, "X", 2));
             const auto N = static_cast<std::int64_t>(a.shape(0));
             const auto d = static_cast<std::int64_t>(a.shape(1));
             const void* p = a.data();
-            auto r = call_core([&] { return kcenter_greedy(p, f16, N, d, n, first); });
+            auto r = call_core("kcenter_greedy", [&] { return kcenter_greedy(p, f16, N, d, n, first); });
             return py::make_tuple(to_numpy(std::move(r.indices)), to_numpy(std::move(r.sq_radii)),
                                   r.evaluations);
         },
@@ -92,7 +75,7 @@ void bind_select(py::module_& m) {
             auto ip = checked_array<std::int64_t>(indptr, "indptr", 1);
             auto ix = checked_array<std::int32_t>(indices, "indices", 1);
             auto dv = checked_array<double>(data, "data", 1);
-            auto r = call_core(
+            auto r = call_core("facility_location_csr", 
                 [&] { return facility_location_csr(span_of(ip), span_of(ix), span_of(dv), n_cols, n); });
             return py::make_tuple(to_numpy(std::move(r.indices)), to_numpy(std::move(r.gains)),
                                   r.objective, r.evaluations);
@@ -107,7 +90,7 @@ void bind_select(py::module_& m) {
             const auto rows = static_cast<std::int64_t>(g.shape(0));
             const auto cols = static_cast<std::int64_t>(g.shape(1));
             const double* p = g.data();
-            auto r = call_core([&] { return facility_location_dense(p, rows, cols, n); });
+            auto r = call_core("facility_location_dense", [&] { return facility_location_dense(p, rows, cols, n); });
             return py::make_tuple(to_numpy(std::move(r.indices)), to_numpy(std::move(r.gains)),
                                   r.objective, r.evaluations);
         },
@@ -121,7 +104,7 @@ void bind_select(py::module_& m) {
             const auto N = static_cast<std::int64_t>(x.shape(0));
             const auto d = static_cast<std::int64_t>(x.shape(1));
             const float* p = x.data();
-            auto r = call_core([&] { return threshold_filter(p, N, d, n, tau, span_of(o)); });
+            auto r = call_core("threshold_filter", [&] { return threshold_filter(p, N, d, n, tau, span_of(o)); });
             return py::make_tuple(to_numpy(std::move(r.indices)), r.walked);
         },
         py::arg("X"), py::arg("n"), py::arg("tau"), py::arg("order"),

@@ -2,8 +2,6 @@
 // arrays, releases the GIL, converts std::invalid_argument into ValueError.
 #include <pybind11/pybind11.h>
 
-#include <stdexcept>
-
 #include "bind_common.hpp"
 #include "token_stats.hpp"
 
@@ -16,16 +14,6 @@ CsrView<std::int32_t> tokens_view(const py::array_t<std::int64_t, py::array::c_s
     return csr_view<std::int32_t>(offsets, ids, "tokens");
 }
 
-template <class F>
-auto run_core(F&& f) -> decltype(f()) {
-    try {
-        py::gil_scoped_release release;
-        return f();
-    } catch (const std::invalid_argument& e) {
-        throw py::value_error(e.what());
-    }
-}
-
 }  // namespace
 
 void bind_token_stats(py::module_& m) {
@@ -35,7 +23,7 @@ void bind_token_stats(py::module_& m) {
             auto offsets = checked_array<std::int64_t>(offsets_obj, "offsets", 1);
             auto ids = checked_array<std::int32_t>(ids_obj, "ids", 1);
             auto view = tokens_view(offsets, ids);
-            auto r = run_core([&] { return token_counts(view, vocab_size); });
+            auto r = call_core("token_counts", [&] { return token_counts(view, vocab_size); });
             return py::make_tuple(to_numpy(std::move(r.counts)), to_numpy(std::move(r.df)),
                                   to_numpy(std::move(r.lengths)), to_numpy(std::move(r.distinct)));
         },
@@ -52,7 +40,7 @@ void bind_token_stats(py::module_& m) {
             auto counts = checked_array<std::int64_t>(counts_obj, "counts", 1);
             auto view = tokens_view(offsets, ids);
             auto cs = span_of(counts);
-            auto r = run_core([&] { return band_incidence(view, vocab_size, cs, lo, hi); });
+            auto r = call_core("band_incidence", [&] { return band_incidence(view, vocab_size, cs, lo, hi); });
             return py::make_tuple(to_numpy(std::move(r.incidence.offsets)),
                                   to_numpy(std::move(r.incidence.values)),
                                   to_numpy(std::move(r.band_tokens)));
@@ -75,7 +63,7 @@ void bind_token_stats(py::module_& m) {
                 counts = checked_array<std::int64_t>(counts_obj, "counts", 1);
                 cs = span_of(counts);
             }
-            auto r = run_core([&] { return distinct_ngrams(view, vocab_size, n, cs); });
+            auto r = call_core("distinct_ngrams", [&] { return distinct_ngrams(view, vocab_size, n, cs); });
             return py::make_tuple(r.distinct, r.total);
         },
         py::arg("offsets"), py::arg("ids"), py::arg("vocab_size"), py::arg("n"), py::arg("counts") = py::none(),
@@ -88,7 +76,7 @@ void bind_token_stats(py::module_& m) {
             auto offsets = checked_array<std::int64_t>(offsets_obj, "offsets", 1);
             auto ids = checked_array<std::int32_t>(ids_obj, "ids", 1);
             auto view = tokens_view(offsets, ids);
-            auto r = run_core([&] { return distinct_ngrams_per_sample(view, vocab_size, n); });
+            auto r = call_core("distinct_ngrams_per_sample", [&] { return distinct_ngrams_per_sample(view, vocab_size, n); });
             return to_numpy(std::move(r));
         },
         py::arg("offsets"), py::arg("ids"), py::arg("vocab_size"), py::arg("n"),
@@ -99,7 +87,7 @@ void bind_token_stats(py::module_& m) {
         [](const py::object& counts_obj) {
             auto counts = checked_array<std::int64_t>(counts_obj, "counts", 1);
             auto cs = span_of(counts);
-            return run_core([&] { return entropy_nats(cs); });
+            return call_core("entropy_nats", [&] { return entropy_nats(cs); });
         },
         py::arg("counts"), "Shannon entropy in nats of counts / sum(counts) (0.0 when empty).");
 

@@ -2,6 +2,8 @@
 // own bind_*.cpp file; this file holds the module and the threading switches.
 #include <pybind11/pybind11.h>
 
+#include <stdexcept>
+
 #include "common.hpp"
 
 namespace py = pybind11;
@@ -17,8 +19,21 @@ PYBIND11_MODULE(_core, m) {
     m.attr("openmp") = py::bool_(tritondiv::have_openmp());
     m.def("num_threads", &tritondiv::num_threads,
           "Threads the C++ kernels use (1 when built without OpenMP).");
-    m.def("set_num_threads", &tritondiv::set_num_threads, py::arg("n"),
-          "Set the threads of the C++ kernels; n <= 0 restores the default (all cores).");
+    tritondiv::clamp_default_threads();
+    m.def("max_threads", &tritondiv::max_threads,
+          "The largest thread count set_num_threads accepts: max(256, 4 x hardware threads).");
+    m.def(
+        "set_num_threads",
+        [](long long n) {
+            try {
+                tritondiv::set_num_threads(n);
+            } catch (const std::invalid_argument& e) {
+                throw py::value_error(e.what());
+            }
+        },
+        py::arg("n"),
+        "Set the threads of the C++ kernels; n <= 0 restores the default (all cores); "
+        "ValueError above max_threads().");
     tritondiv::bind::bind_token_stats(m);
     tritondiv::bind::bind_select(m);
     tritondiv::bind::bind_kernels(m);

@@ -6,7 +6,8 @@ import numpy.typing as npt
 openmp: bool
 
 def num_threads() -> int: ...
-def set_num_threads(n: int) -> None: ...
+def max_threads() -> int: ...  # max(256, 4 x hardware threads)
+def set_num_threads(n: int) -> None: ...  # n <= 0: default; ValueError above max_threads()
 
 # ---- token statistics (python/bind_token_stats.cpp) ----
 # offsets: int64[N+1], ids: int32[nnz] with ids in [0, vocab_size); ValueError otherwise.
@@ -67,10 +68,18 @@ def argmax_merge_rows(
 
 # ---- selection engine (python/bind_select.cpp) ----
 # Incidence: offsets int64[N+1], types int32[nnz] in [0, n_types). ValueError on bad input.
-# prune_types returns k_max, removal_order, removal_support, sample_step, pool_order, pool_sizes
 def prune_types(
     offsets: npt.NDArray[np.int64], types: npt.NDArray[np.int32], n_types: int, seed: int
-) -> dict[str, object]: ...
+) -> tuple[
+    int,
+    npt.NDArray[np.int32],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+]: ...  # (k_max, removal_order[k_max], removal_support[k_max], sample_step[N],
+
+#          pool_order[N], pool_sizes[k_max + 1])
 def balanced_greedy(
     offsets: npt.NDArray[np.int64],
     types: npt.NDArray[np.int32],

@@ -15,7 +15,7 @@ except ImportError as exc:  # pragma: no cover - only when the package was not b
         "`pip install .` or run `make install` rather than importing the source folder"
     ) from exc
 
-__all__ = ["env_info", "num_threads", "openmp_enabled", "set_num_threads"]
+__all__ = ["env_info", "max_threads", "num_threads", "openmp_enabled", "set_num_threads"]
 
 
 def openmp_enabled() -> bool:
@@ -34,11 +34,35 @@ def set_num_threads(n: int) -> None:
     Parameters
     ----------
     n : int
-        Thread count; ``n <= 0`` restores the default (all cores).
+        Thread count; ``n <= 0`` restores the default (all cores). At most
+        :func:`max_threads` (``max(256, 4 x hardware threads)``): tens of thousands of OpenMP
+        threads exhaust memory or crash, so larger counts are refused.
+
+    Raises
+    ------
+    TypeError
+        When ``n`` is not an int.
+    ValueError
+        When ``n`` exceeds :func:`max_threads`; the message names the bound.
     """
     if not isinstance(n, int) or isinstance(n, bool):
         raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}")
-    _core.set_num_threads(n)
+    bound = max_threads()
+    if n > bound:
+        # checked here too so that ints beyond the C range get the same message
+        raise ValueError(
+            f"set_num_threads: {n} threads exceeds the limit of {bound} "
+            "(max(256, 4 x hardware threads))"
+        )
+    _core.set_num_threads(max(n, 0))
+
+
+def max_threads() -> int:
+    """Return the largest thread count :func:`set_num_threads` accepts.
+
+    The bound is ``max(256, 4 x hardware threads)``; it lives in the C++ core.
+    """
+    return int(_core.max_threads())
 
 
 def _version(pkg: str) -> str | None:

@@ -303,14 +303,16 @@ def prune_types(incidence: Incidence, seed: int = 0) -> PruneResult:
         Removal order and the nested pools (``.pool(k)``, ``.pool_sizes``, ``.k_min(n)``).
     """
     inc = _check_incidence(incidence)
-    r = _core.prune_types(inc.offsets, inc.types, inc.n_types, _seed(seed))
+    k_max, removal_order, removal_support, sample_step, pool_order, pool_sizes = _core.prune_types(
+        inc.offsets, inc.types, inc.n_types, _seed(seed)
+    )
     return PruneResult(
-        k_max=int(r["k_max"]),
-        removal_order=r["removal_order"],
-        removal_support=r["removal_support"],
-        sample_step=r["sample_step"],
-        pool_order=r["pool_order"],
-        pool_sizes=r["pool_sizes"],
+        k_max=int(k_max),
+        removal_order=removal_order,
+        removal_support=removal_support,
+        sample_step=sample_step,
+        pool_order=pool_order,
+        pool_sizes=pool_sizes,
         seed=int(seed),
     )
 

@@ -60,3 +60,42 @@ def test_env_command_and_threads_option(capsys: pytest.CaptureFixture[str]) -> N
         assert "--threads 0" in capsys.readouterr().err
     finally:
         tritondiv.set_num_threads(before)
+
+
+def test_max_threads_bound_and_message() -> None:
+    from tritondiv._runtime import max_threads
+
+    bound = max_threads()
+    assert bound == _core.max_threads() >= 256
+    with pytest.raises(ValueError, match=rf"exceeds the limit of {bound} \(max\(256, 4 x"):
+        tritondiv.set_num_threads(bound + 1)
+
+
+def test_negative_thread_counts_restore_the_default() -> None:
+    before = tritondiv.num_threads()
+    try:
+        tritondiv.set_num_threads(1)
+        tritondiv.set_num_threads(-(10**30))  # any n <= 0, even beyond the C range
+        if tritondiv.openmp_enabled():
+            assert tritondiv.num_threads() > 0
+    finally:
+        tritondiv.set_num_threads(before)
+
+
+def test_a_huge_omp_num_threads_is_lowered_to_the_bound_at_import() -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ, OMP_NUM_THREADS="100000")
+    root = str(Path(tritondiv.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    code = "import tritondiv._core as c; print(c.num_threads(), c.max_threads(), c.openmp)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    threads, bound, openmp = out.stdout.split()
+    if openmp == "True":
+        assert int(threads) == int(bound)
