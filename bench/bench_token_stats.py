@@ -14,6 +14,7 @@ counting pass.
 
     .venv/bin/python -P bench/bench_token_stats.py            # full run, writes RESULTS.md
     .venv/bin/python -P bench/bench_token_stats.py --samples 100000 --no-write
+    .venv/bin/python -P bench/bench_token_stats.py --quick    # smoke run, a few seconds
 """
 
 from __future__ import annotations
@@ -21,10 +22,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
-import os
-import re
-import statistics
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -37,29 +34,17 @@ from tritondiv import _core
 from tritondiv.stats import band_incidence, token_stats
 from tritondiv.tokens import TokenCSR
 
-HERE = Path(__file__).resolve().parent
-SHARED = Path(os.environ.get("TRITONDIV_SHARED_DATA", HERE.parent.parent / "shared" / "data"))
-REAL_FILES = (
-    "t0_50k.jsonl.gz",
-    "gpteacher_codegen.json.gz",
-    "gpteacher_roleplay.json.gz",
-    "gpteacher_toolformer.json.gz",
-    "codealpaca_2k.json.gz",
-    "gsm8k_train.jsonl.gz",
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (
+    POOL_FILES,
+    SHARED,
+    LoadProbe,
+    add_common_arguments,
+    median_time,
+    write_section,
 )
+
 LO, HI = 10, 500
-
-
-def median_time(fn, repeats: int) -> tuple[float, float, object]:
-    """Median wall time and median process CPU time (all threads; what a loaded machine
-    does not inflate) over repeats, and the last output."""
-    times, cpus, out = [], [], None
-    for _ in range(repeats):
-        t, c = time.perf_counter(), time.process_time()
-        out = fn()
-        times.append(time.perf_counter() - t)
-        cpus.append(time.process_time() - c)
-    return statistics.median(times), statistics.median(cpus), out
 
 
 # ---- the three engines: each returns the same tuple of outputs --------------------------
@@ -205,7 +190,7 @@ def real_pool(component: str) -> TokenCSR | None:
     from tritondiv.pool import load_pool
     from tritondiv.tokens import tokenize_pool
 
-    pool = load_pool([SHARED / f for f in REAL_FILES], allow_empty=True)
+    pool = load_pool([SHARED / f for f in POOL_FILES], allow_empty=True)
     return tokenize_pool(pool, component, progress=True)
 
 
@@ -215,8 +200,7 @@ def memory_bandwidth(nbytes: int = 1 << 30, repeats: int = 5) -> float:
     src = np.ones(nbytes // 8, dtype=np.int64)
     dst = np.empty_like(src)
     np.copyto(dst, src)  # first touch outside the timing
-    t, _, _ = median_time(lambda: np.copyto(dst, src), repeats)
-    return nbytes / t / 1e9
+    return nbytes / median_time(lambda: np.copyto(dst, src), repeats).wall / 1e9
 
 
 # ---- main -----------------------------------------------------------------------------
@@ -274,18 +258,6 @@ def bench_case(
     return t_td, t_cnt
 
 
-def write_results(section: str) -> None:
-    path = HERE / "RESULTS.md"
-    text = path.read_text()
-    pattern = re.compile(r"(## Token statistics\n)(.*?)(?=\n## |\Z)", re.S)
-    if not pattern.search(text):
-        text += "\n## Token statistics\n"
-    text = pattern.sub(lambda m: m.group(1) + "\n" + section.strip() + "\n", text, count=1)
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--samples", type=int, default=1_000_000)
@@ -294,9 +266,12 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--counter-rows", type=int, default=20_000)
     ap.add_argument("--no-real", action="store_true")
-    ap.add_argument("--no-write", action="store_true")
+    add_common_arguments(ap)
     args = ap.parse_args()
-    load_before = os.getloadavg()
+    if args.quick:
+        args.samples, args.length, args.repeats = min(args.samples, 20_000), 64, 1
+        args.counter_rows, args.no_real, args.no_write = 2_000, True, True
+    load = LoadProbe()
     print(
         f"threads: {tritondiv.num_threads()} (OpenMP {tritondiv.openmp_enabled()}); numpy is single-threaded"
     )
@@ -326,21 +301,19 @@ def main() -> int:
         args.counter_rows,
         lines,
     )
-    bw = memory_bandwidth()
+    bw = memory_bandwidth(1 << 26 if args.quick else 1 << 30)
     gb = tok.ids.nbytes / 1e9
-    print(f"\nmemory bandwidth (warm 1 GiB copy): {bw:.1f} GB/s read (+ as much written)")
+    print(f"\nmemory bandwidth (warm copy): {bw:.1f} GB/s read (+ as much written)")
     print(
         f"counting pass reads ids at {gb / t_cnt:.1f} GB/s = {gb / t_cnt / bw:.0%} of the copy's read rate"
     )
-    uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    print(uptime)
+    print(load.stop().describe())
     if args.no_write:
         return 0
     section = "\n".join(
         [
-            "Command: `.venv/bin/python -P bench/bench_token_stats.py` "
-            f"(synthetic {args.samples:,} x {args.length} over {args.vocab:,} ids, lo={LO}, hi={HI}; "
-            f"medians of {args.repeats} runs, numpy of {max(1, args.repeats // 2)}). "
+            f"Synthetic {args.samples:,} x {args.length} over {args.vocab:,} ids, lo={LO}, hi={HI}; "
+            f"medians of {args.repeats} runs, numpy of {max(1, args.repeats // 2)}. "
             f"tritondiv on {tritondiv.num_threads()} threads; numpy and Counter single-threaded. "
             "Every engine's outputs (counts, df, distinct per sample, band, incidence, "
             "distinct-1/2, entropy) were checked equal before timing was reported. "
@@ -355,12 +328,9 @@ def main() -> int:
             f"Memory bandwidth: a warm 1 GiB `np.copyto` reads at {bw:.1f} GB/s (and writes as much); "
             f"the counting pass (counts + df + lengths + distinct per sample) reads the "
             f"{gb:.2f} GB of ids at {gb / t_cnt:.1f} GB/s, {gb / t_cnt / bw:.0%} of that.",
-            "",
-            f"Load: before `{load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}`, after `{uptime}` "
-            "(the 2 cores were shared with other jobs when this load is above ~1).",
         ]
     )
-    write_results(section)
+    write_section("## Token statistics", section, load=load)
     print("wrote the Token statistics section of bench/RESULTS.md")
     return 0
 

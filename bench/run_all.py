@@ -1,5 +1,11 @@
 """Run every benchmark script in bench/ one after another (they print their tables and
-write their sections of bench/RESULTS.md themselves)."""
+write their sections of bench/RESULTS.md themselves).
+
+Arguments are passed to every script; the ones they all take are ``--quick`` (a smoke run
+of each, well under a minute apiece, writing nothing) and ``--no-write``:
+
+    .venv/bin/python -P bench/run_all.py --quick
+"""
 
 from __future__ import annotations
 
