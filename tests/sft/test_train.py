@@ -12,6 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from tritondiv.pool import PoolError  # noqa: E402
 from tritondiv.sft.data import (  # noqa: E402
     IGNORE_INDEX,
     PLAIN_TEMPLATE,
@@ -148,7 +149,7 @@ def test_load_pairs_reads_a_dataset_folder(tmp_path: Path) -> None:
     assert load_pairs(mixed) == (["q0\nx", "q1", "q2"], ["a0", "a1", "a2"])
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"instruction": "q"}) + "\n")
-    with pytest.raises(ValueError, match="no instruction/response"):
+    with pytest.raises(PoolError, match=r"bad\.jsonl, line 1"):
         load_pairs(bad)
 
 

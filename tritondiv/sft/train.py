@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from tritondiv._io import file_sha256, write_json_atomic
+from tritondiv.dataset import data_file
 from tritondiv.sft.data import (
     EncodedData,
     collate,
@@ -294,8 +295,11 @@ def train(
     else:
         instructions, responses = load_pairs(dataset)
         dpath = Path(dataset)
-        fpath = dpath / "data.jsonl" if dpath.is_dir() else dpath
-        data_info = {"path": str(dpath), "sha256": file_sha256(fpath), "samples": len(instructions)}
+        data_info = {
+            "path": str(dpath),
+            "sha256": file_sha256(data_file(dpath)),
+            "samples": len(instructions),
+        }
     if not instructions:
         raise ValueError(f"dataset {data_info['path']} has no samples")
     key = {
