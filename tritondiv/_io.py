@@ -27,6 +27,7 @@ import numpy as np
 __all__ = [
     "atomic_write",
     "cache_dir",
+    "check_path_component",
     "clean_stale_temporaries",
     "file_sha256",
     "fsync_dir",
@@ -127,6 +128,30 @@ def safe_join(root: str | os.PathLike[str], *parts: str | os.PathLike[str]) -> P
     return resolved
 
 
+_SAFE_COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+
+
+def check_path_component(name: Any, what: str = "name") -> str:
+    """Return ``name`` when it is a safe single path component (letters, digits, ``.``,
+    ``_``, ``+``, ``-``; starting with a letter or digit; at most 128 characters).
+
+    Raises
+    ------
+    TypeError
+        ``name`` is not a str.
+    ValueError
+        Anything else (``..``, a ``/``, a hidden name, an empty one); the message names it.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"{what} must be a str, got {type(name).__name__}")
+    if not _SAFE_COMPONENT.match(name):
+        raise ValueError(
+            f"{what} {name!r} is not a safe file name (letters, digits, '.', '_', '+', '-'; "
+            "starting with a letter or digit)"
+        )
+    return name
+
+
 def _create_temporary(path: Path) -> tuple[int, Path]:
     """Create (O_EXCL) a temporary beside ``path``; its mode is 0666 less the umask, as
     for any file the process creates (``mkstemp`` would make it 0600)."""
@@ -170,8 +195,9 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
 
 def save_npz_atomic(path: str | os.PathLike[str], **arrays: np.ndarray) -> None:
     """Save arrays into an uncompressed ``.npz`` atomically."""
+    savez: Any = np.savez  # numpy's stub types **kwds as its allow_pickle flag
     with atomic_write(path, "wb") as fh:
-        np.savez(fh, **arrays)
+        savez(fh, **arrays)
 
 
 def load_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:

@@ -40,9 +40,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tritondiv._io import (
+    check_path_component,
     clean_stale_temporaries,
     file_sha256,
     fsync_dir,
+    safe_join,
     temporary_name,
     write_json_atomic,
 )
@@ -256,8 +258,19 @@ def dataset_lock(
 
 
 def level_dir(strategy: str, level_index: int) -> str:
-    """Relative path of a ladder dataset: ``<strategy>/level-<i>``."""
-    return f"{strategy}/level-{level_index}"
+    """Relative path of a ladder dataset: ``<strategy>/level-<i>``.
+
+    Raises
+    ------
+    ValueError
+        ``strategy`` is not a safe file name, or ``level_index`` is not an integer >= 0.
+    """
+    check_path_component(strategy, "strategy name")
+    if isinstance(level_index, bool) or not isinstance(level_index, (int, np.integer)):
+        raise TypeError(f"level_index must be an int, got {type(level_index).__name__}")
+    if level_index < 0:
+        raise ValueError(f"level_index must be >= 0, got {level_index}")
+    return f"{strategy}/level-{int(level_index)}"
 
 
 def jsonable(value: Any) -> Any:
@@ -314,19 +327,21 @@ def _swap_in(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _write_records(path: Path, records: Sequence[dict[str, Any]]) -> None:
+def _write_records(path: Path, where: Path, records: Sequence[dict[str, Any]]) -> None:
     with open(path, "x", encoding="utf-8") as fh:
         for n, rec in enumerate(records):
             try:
-                line = json.dumps(jsonable(rec), ensure_ascii=False)
-                fh.write(line)
-            except (TypeError, ValueError) as exc:
-                raise DatasetError(f"record {n} cannot be written to {DATA_FILE}: {exc}") from exc
+                fh.write(json.dumps(jsonable(rec), ensure_ascii=False))
             except UnicodeEncodeError as exc:
+                bad = exc.object[exc.start : exc.end]
                 raise DatasetError(
-                    f"record {n} cannot be written to {DATA_FILE}: it holds text that is not "
-                    f"valid Unicode ({exc.reason}: {exc.object[exc.start : exc.end]!r})"
-                ) from exc
+                    f"record {n} cannot be written to {where / DATA_FILE}: it holds text that "
+                    f"is not valid Unicode ({bad!r}: {exc.reason}); fix the record in the pool"
+                ) from None
+            except (TypeError, ValueError) as exc:
+                raise DatasetError(
+                    f"record {n} cannot be written to {where / DATA_FILE}: {exc}"
+                ) from None
             fh.write("\n")
         fh.flush()
         os.fsync(fh.fileno())
@@ -377,7 +392,7 @@ def write_dataset(
         tmp = parent / temporary_name(out.name)
         tmp.mkdir()
         try:
-            _write_records(tmp / DATA_FILE, records)
+            _write_records(tmp / DATA_FILE, out, records)
             full = {"manifest_version": MANIFEST_VERSION, **manifest}
             full["data"] = {
                 "file": DATA_FILE,
@@ -645,10 +660,9 @@ def read_ladder(
     FileNotFoundError
         No ``ladder.json``; or (``missing="error"``) a dataset is not finished.
     ValueError
-        The index lists no datasets, or names a dataset path outside ``ladder_dir``.
+        The index lists no datasets, or a dataset whose strategy is not a safe file name
+        or whose path leads outside ``ladder_dir``.
     """
-    from tritondiv._io import safe_join
-
     if missing not in ("error", "skip"):
         raise ValueError(f"missing must be 'error' or 'skip', got {missing!r}")
     root = Path(ladder_dir)
@@ -665,11 +679,13 @@ def read_ladder(
             f"status={index.get('status')!r})"
         )
     out = []
-    for d in entries:
+    for n, d in enumerate(entries):
         try:
+            strategy = check_path_component(d.get("strategy"), "strategy name")
+            level_index = int(d["level_index"])
             path = safe_join(root, d["path"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"{index_path}: bad dataset path in {d!r}: {exc}") from None
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{index_path}: dataset {n} ({d!r}) is not valid: {exc}") from None
         if not (path / DATA_FILE).is_file() or not (path / MANIFEST_FILE).is_file():
             if missing == "skip":
                 continue
@@ -679,9 +695,9 @@ def read_ladder(
         man = read_manifest(path)
         out.append(
             {
-                "strategy": d.get("strategy", man.get("strategy")),
+                "strategy": strategy,
                 "level": float(d.get("level", man.get("level"))),
-                "level_index": int(d.get("level_index", man.get("level_index"))),
+                "level_index": level_index,
                 "path": root / d["path"],
                 "manifest": man,
             }

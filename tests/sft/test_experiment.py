@@ -207,3 +207,26 @@ def test_cli_experiment(setup, capsys) -> None:
     assert args.func(args) == 0
     text = capsys.readouterr().out
     assert "| random |" in text and "experiment.json" in text
+
+
+def test_ladder_names_cannot_lead_outside_the_output(tmp_path) -> None:
+    ladder = tmp_path / "deep" / "er" / "ladder"
+    records = [{"instruction": "q", "output": "a"}]
+    write_dataset(ladder / "random" / "level-0", records, {"strategy": "random", "level": 0.0})
+    out = tmp_path / "deep" / "er" / "out"
+    cases = [
+        ({"strategy": "../../../x", "path": "random/level-0"}, "not a safe file name"),
+        ({"strategy": "random", "path": "../../../x"}, "leads outside"),
+        ({"strategy": "random", "path": "/etc"}, "is absolute"),
+        ({"strategy": "random", "path": "random/level-0", "level_index": "x"}, "not valid"),
+    ]
+    for entry, why in cases:
+        index = {"datasets": [{"level": 0.0, "level_index": 0, **entry}], "status": "finished"}
+        (ladder / "ladder.json").write_text(json.dumps(index))
+        with pytest.raises(ValueError, match=why):
+            read_ladder(ladder)
+        with pytest.raises(ValueError, match=why):
+            run_experiment(ladder, tmp_path / "no-model", ladder, out, _cfg(), progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deep"]
+    assert sorted(p.name for p in (tmp_path / "deep" / "er").iterdir()) == ["ladder", "out"]
+    assert list(out.iterdir()) == []

@@ -300,3 +300,28 @@ def test_cli_sft(tiny, pairs, tmp_path, capsys) -> None:
         _cli(
             ["sft", str(data), "--model", str(tmp_path / "nomodel"), "--out", str(tmp_path / "o3")]
         )
+
+
+class _Planted:
+    """An object whose unpickling runs code (writes a marker file)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "code ran"))
+
+
+def test_resume_refuses_a_planted_pickle(tiny, pairs, tmp_path) -> None:
+    out = tmp_path / "run"
+    part = train(tiny, pairs, out, _cfg(steps=4, save_every=2), progress=False, stop_after=2)
+    assert part["status"] == "interrupted"
+    rng = out / "checkpoints" / "step-2" / "rng.pt"
+    # the saved random state is plain tensors: loadable without unpickling code
+    state = torch.load(rng, weights_only=True)
+    assert isinstance(state["torch"], torch.Tensor)
+    marker = tmp_path / "marker"
+    torch.save({"torch": _Planted(marker)}, rng)
+    with pytest.raises(ValueError, match=r"rng\.pt is not a checkpoint file tritondiv wrote"):
+        train(tiny, pairs, out, _cfg(steps=4, save_every=2), progress=False)
+    assert not marker.exists()

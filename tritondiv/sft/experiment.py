@@ -40,8 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from tritondiv._io import atomic_write, file_sha256, write_json_atomic
-from tritondiv.dataset import read_ladder
+from tritondiv._io import atomic_write, file_sha256, safe_join, write_json_atomic
+from tritondiv.dataset import level_dir, read_ladder
 from tritondiv.sft.analysis import (
     analyze,
     bayes_linear_regression,
@@ -238,8 +238,8 @@ def run_experiment(
 
     runs: list[dict[str, Any]] = []
     for k, d in enumerate(datasets):
-        rel = Path(d["strategy"]) / f"level-{d['level_index']}"
-        run_dir = out / "runs" / rel
+        rel = level_dir(d["strategy"], d["level_index"])  # a safe name (read_ladder checks)
+        run_dir = safe_join(out, "runs", rel)
         say(f"[{k + 1}/{len(datasets)}] {rel} (level {d['level']:.3f})")
         t0 = time.perf_counter()
         man = train(
@@ -305,7 +305,7 @@ def run_experiment(
             }
         )
     analysis = analyze(runs)
-    result = {
+    result: dict[str, Any] = {
         "ladder": {
             "dir": str(ladder_dir),
             "pool": index.get("pool"),
