@@ -439,3 +439,21 @@ def test_a_write_cleans_the_temporaries_of_killed_runs(tmp_path: Path) -> None:
     write_dataset(tmp_path / "ds", ALPACA, _manifest())
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == sorted(["ds", ".ds.lock", young.name, alive.name, unrelated.name])
+
+
+def test_an_unfinished_level_of_a_ladder_of_ours_may_be_rewritten(tmp_path: Path) -> None:
+    level = tmp_path / "random" / "level-0"
+    level.mkdir(parents=True)
+    _jsonl(level / DATA_FILE, ALPACA)  # its manifest is missing: a level cut short
+    with pytest.raises(OutputDirError, match="no manifest of ours"):
+        check_output_dir(level)
+    entry = {"strategy": "random", "level": 0.0, "level_index": 0, "path": "random/level-0"}
+    (tmp_path / LADDER_FILE).write_text(json.dumps({"datasets": [entry]}))
+    assert check_output_dir(level) == level
+    write_dataset(level, PROMPT_COMPLETION, _manifest())
+    assert verify_dataset(level) == (True, "ok")
+    with pytest.raises(OutputDirError, match="no manifest of ours"):
+        other = tmp_path / "random" / "level-1"  # not in the index
+        other.mkdir()
+        _jsonl(other / DATA_FILE, ALPACA)
+        check_output_dir(other)

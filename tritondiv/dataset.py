@@ -111,6 +111,21 @@ def _is_ours(manifest_path: Path) -> bool:
     )
 
 
+def _listed_by_ladder(path: Path) -> bool:
+    """Whether ``path`` is a level folder that the ladder index two floors up lists (an
+    unfinished level of a ladder of ours: its data without a manifest)."""
+    root = path.absolute().parent.parent
+    try:
+        index = read_manifest(root / LADDER_FILE)
+    except (OSError, ValueError):
+        return False
+    rel = f"{path.absolute().parent.name}/{path.absolute().name}"
+    entries = index.get("datasets")
+    return isinstance(entries, list) and any(
+        isinstance(e, dict) and e.get("path") == rel for e in entries
+    )
+
+
 def _writable(folder: Path) -> bool:
     return os.access(folder, os.W_OK | os.X_OK)
 
@@ -120,8 +135,8 @@ def check_output_dir(out: str | os.PathLike[str], *, ladder: bool = False) -> Pa
     ladder); return it as a Path.
 
     A dataset's ``out`` is new, empty, or an earlier dataset of ours (``data.jsonl`` +
-    ``manifest.json`` written by :func:`write_dataset`, nothing else: it is replaced as a
-    whole). A ladder's ``out`` is new or a folder that holds no ``data.jsonl``. Either
+    ``manifest.json`` written by :func:`write_dataset`, or an unfinished level that its
+    ladder's index lists; nothing else: it is replaced as a whole). A ladder's ``out`` is new or a folder that holds no ``data.jsonl``. Either
     way the nearest existing folder must be writable.
 
     Raises
@@ -143,7 +158,9 @@ def check_output_dir(out: str | os.PathLike[str], *, ladder: bool = False) -> Pa
     what = "ladder" if ladder else "dataset"
     if path.is_dir():
         names = sorted(os.listdir(path))
-        if DATA_FILE in names and (ladder or not _is_ours(path / MANIFEST_FILE)):
+        if DATA_FILE in names and (
+            ladder or not (_is_ours(path / MANIFEST_FILE) or _listed_by_ladder(path))
+        ):
             raise OutputDirError(
                 f"output folder {path} holds a {DATA_FILE} that is not "
                 + ("a ladder's" if ladder else "a tritondiv dataset (no manifest of ours)")
