@@ -1,4 +1,12 @@
-"""Small I/O helpers shared by every stage: atomic writes, the on-disk cache, hashing."""
+"""Small I/O helpers shared by every stage: atomic writes, temporaries beside their
+destination (and the clean-up of those of killed runs), safe output paths, the on-disk
+cache, hashing.
+
+A temporary is named ``.<name>.tmp-<pid>-<random>`` (``.<name>.old-<pid>-<random>`` for
+an output moved aside while its replacement is swapped in), in the destination's folder,
+so that a rename puts it in place and :func:`clean_stale_temporaries` can tell a killed
+run's leftovers (dead pid) from a running writer's.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,10 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
+import re
+import secrets
+import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -16,11 +27,140 @@ import numpy as np
 __all__ = [
     "atomic_write",
     "cache_dir",
+    "check_path_component",
+    "clean_stale_temporaries",
     "file_sha256",
+    "fsync_dir",
     "load_npz",
+    "safe_join",
     "save_npz_atomic",
+    "temporary_name",
     "write_json_atomic",
 ]
+
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old)-(?P<pid>\d+)-[0-9a-f]+$")
+#: Leftovers younger than this are never removed, whatever their pid says (a writer on
+#: another host, or in another pid namespace, may share the folder).
+STALE_AFTER_S = 60.0
+
+
+def temporary_name(name: str, kind: str = "tmp") -> str:
+    """The name of a temporary (``kind="tmp"``) or moved-aside (``"old"``) copy of ``name``."""
+    return f".{name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def clean_stale_temporaries(
+    folder: str | os.PathLike[str], *, min_age_s: float = STALE_AFTER_S
+) -> list[Path]:
+    """Remove the temporaries (:func:`temporary_name`) of killed runs from ``folder``.
+
+    A temporary is stale when its writer's pid is not alive and it was last modified more
+    than ``min_age_s`` seconds ago. Returns the removed paths.
+    """
+    root = Path(folder)
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(root))
+    except (FileNotFoundError, NotADirectoryError):
+        return removed
+    now = time.time()
+    for entry in entries:
+        m = _TEMPORARY.match(entry.name)
+        if m is None or _pid_alive(int(m["pid"])):
+            continue
+        try:
+            if now - entry.stat(follow_symlinks=False).st_mtime < min_age_s:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except FileNotFoundError:  # another writer cleaned it first
+            continue
+        removed.append(Path(entry.path))
+    return removed
+
+
+def fsync_dir(folder: str | os.PathLike[str]) -> None:
+    """Flush a folder's entries (a rename into it) to disk."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def safe_join(root: str | os.PathLike[str], *parts: str | os.PathLike[str]) -> Path:
+    """``root / parts...``, refusing any result outside ``root``.
+
+    Raises
+    ------
+    ValueError
+        When a part is empty, absolute, or climbs out of ``root`` (``..``, or a symbolic
+        link below ``root`` pointing elsewhere); the message names the part.
+    """
+    base = Path(root).resolve()
+    path = base
+    for part in parts:
+        text = os.fspath(part)
+        if not text or "\x00" in text:
+            raise ValueError(f"path part {text!r} is empty or holds a NUL byte (below {root})")
+        if Path(text).is_absolute():
+            raise ValueError(f"path part {text!r} is absolute; it must stay below {root}")
+        path = path / text
+    resolved = path.resolve()
+    if resolved != base and base not in resolved.parents:
+        raise ValueError(
+            f"path {'/'.join(os.fspath(p) for p in parts)!r} leads outside {root} (to {resolved})"
+        )
+    return resolved
+
+
+_SAFE_COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+
+
+def check_path_component(name: Any, what: str = "name") -> str:
+    """Return ``name`` when it is a safe single path component (letters, digits, ``.``,
+    ``_``, ``+``, ``-``; starting with a letter or digit; at most 128 characters).
+
+    Raises
+    ------
+    TypeError
+        ``name`` is not a str.
+    ValueError
+        Anything else (``..``, a ``/``, a hidden name, an empty one); the message names it.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"{what} must be a str, got {type(name).__name__}")
+    if not _SAFE_COMPONENT.match(name):
+        raise ValueError(
+            f"{what} {name!r} is not a safe file name (letters, digits, '.', '_', '+', '-'; "
+            "starting with a letter or digit)"
+        )
+    return name
+
+
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """Create (O_EXCL) a temporary beside ``path``; its mode is 0666 less the umask, as
+    for any file the process creates (``mkstemp`` would make it 0600)."""
+    while True:
+        tmp = path.parent / temporary_name(path.name)
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:  # pragma: no cover - 32 random bits collided
+            continue
 
 
 @contextlib.contextmanager
@@ -28,11 +168,12 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) -
     """Open a temporary file beside ``path``; rename it over ``path`` only on success.
 
     A failure inside the ``with`` block removes the temporary file and leaves any earlier
-    ``path`` untouched, so outputs are never half-written.
+    ``path`` untouched, so outputs are never half-written. The file's mode honours the
+    umask.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, mode, **kwargs) as fh:
             yield fh
@@ -54,8 +195,9 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
 
 def save_npz_atomic(path: str | os.PathLike[str], **arrays: np.ndarray) -> None:
     """Save arrays into an uncompressed ``.npz`` atomically."""
+    savez: Any = np.savez  # numpy's stub types **kwds as its allow_pickle flag
     with atomic_write(path, "wb") as fh:
-        np.savez(fh, **arrays)
+        savez(fh, **arrays)
 
 
 def load_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:

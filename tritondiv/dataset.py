@@ -1,38 +1,75 @@
 """The on-disk dataset folder, owned here: ``data.jsonl`` (the selected records) +
 ``manifest.json``; a ladder folder: ``ladder.json`` + ``<strategy>/level-<i>/`` datasets.
 
-Every other module reads and writes datasets and ladders through this one.
+Every other module writes and reads datasets and ladders through this one: the file
+names, :func:`write_dataset`, :func:`verify_dataset`, :func:`read_manifest`, and the read
+back (:func:`read_dataset`, :func:`read_ladder`, :func:`find_datasets`).
 
 ``data.jsonl`` holds the selected samples in selection order, one original pool record
-per line (every original field kept). ``manifest.json`` is written last and is the
-"finished" marker: it records the pool fingerprint, the strategy and every option, the
-seed, the selected ids and pool indices in order, ``k``/``k_min``/``k_max``, coverage,
-the sha256 of ``data.jsonl``, metrics and versions. :func:`verify_dataset` says whether
-a directory is finished and intact (the ladder skips such levels).
+per line (every original field kept; a pool of several files may give several record
+formats). ``manifest.json`` is the "finished" marker: it records the pool fingerprint, the
+strategy and every option, the seed, the selected ids and pool indices in order,
+``k``/``k_min``/``k_max``, coverage, the sha256 of ``data.jsonl``, metrics and versions.
+:func:`verify_dataset` says whether a directory is finished and intact (the ladder skips
+such levels).
+
+Nothing lost, nothing escapes: a dataset is built in a temporary sibling folder
+(``.<name>.tmp-<pid>-<random>``), data then manifest, flushed to disk, then swapped in (the
+earlier dataset renamed aside, the new one renamed in, the earlier one removed), so a
+failure at any point leaves the earlier finished dataset as it was. Writers of one folder
+hold :func:`dataset_lock`; :func:`check_output_dir` refuses, before any work, an output
+that is a file, unwritable, empty, or a folder holding something else than a dataset of
+ours.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
+import os
 import platform
+import shutil
+import threading
+import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tritondiv._io import atomic_write, file_sha256, write_json_atomic
+from tritondiv._io import (
+    check_path_component,
+    clean_stale_temporaries,
+    file_sha256,
+    fsync_dir,
+    safe_join,
+    temporary_name,
+    write_json_atomic,
+)
+
+if TYPE_CHECKING:
+    from tritondiv.pool import Pool
 
 __all__ = [
     "DATA_FILE",
     "LADDER_FILE",
     "MANIFEST_FILE",
     "MANIFEST_VERSION",
+    "Dataset",
+    "DatasetBusyError",
+    "DatasetError",
+    "OutputDirError",
     "check_output_dir",
+    "data_file",
     "dataset_lock",
+    "find_datasets",
+    "is_dataset_source",
     "jsonable",
     "level_dir",
+    "read_dataset",
+    "read_ladder",
     "read_manifest",
     "verify_dataset",
     "versions",
@@ -43,22 +80,214 @@ DATA_FILE = "data.jsonl"
 MANIFEST_FILE = "manifest.json"
 MANIFEST_VERSION = 1
 LADDER_FILE = "ladder.json"
+_DATASET_FILES = frozenset({DATA_FILE, MANIFEST_FILE})
 
 
-def check_output_dir(out: str | Path) -> Path:
-    """Check, before any work, that ``out`` can receive a dataset; return it as a Path."""
-    return Path(out)
+class DatasetError(ValueError):
+    """A dataset folder that cannot be written, read or trusted (the message names it)."""
+
+
+class OutputDirError(DatasetError):
+    """An output location that cannot receive a dataset (checked before any work)."""
+
+
+class DatasetBusyError(DatasetError):
+    """Another writer holds the output folder's lock (the message names it and its pid)."""
+
+
+# ----------------------------------------------------------------------------- output checks
+def _is_ours(manifest_path: Path) -> bool:
+    """Whether ``manifest_path`` is a manifest written by :func:`write_dataset`."""
+    try:
+        with open(manifest_path, encoding="utf-8") as fh:
+            man = json.load(fh)
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(man, dict)
+        and "manifest_version" in man
+        and isinstance(man.get("data"), dict)
+        and man["data"].get("file") == DATA_FILE
+    )
+
+
+def _listed_by_ladder(path: Path) -> bool:
+    """Whether ``path`` is a level folder that the ladder index two floors up lists (an
+    unfinished level of a ladder of ours: its data without a manifest)."""
+    root = path.absolute().parent.parent
+    try:
+        index = read_manifest(root / LADDER_FILE)
+    except (OSError, ValueError):
+        return False
+    rel = f"{path.absolute().parent.name}/{path.absolute().name}"
+    entries = index.get("datasets")
+    return isinstance(entries, list) and any(
+        isinstance(e, dict) and e.get("path") == rel for e in entries
+    )
+
+
+def _writable(folder: Path) -> bool:
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
+def check_output_dir(out: str | os.PathLike[str], *, ladder: bool = False) -> Path:
+    """Check, before any work, that ``out`` can receive a dataset (or, with ``ladder``, a
+    ladder); return it as a Path.
+
+    A dataset's ``out`` is new, empty, or an earlier dataset of ours (``data.jsonl`` +
+    ``manifest.json`` written by :func:`write_dataset`, or an unfinished level that its
+    ladder's index lists; nothing else: it is replaced as a whole). A ladder's ``out`` is new or a folder that holds no ``data.jsonl``. Either
+    way the nearest existing folder must be writable.
+
+    Raises
+    ------
+    TypeError
+        ``out`` is not a str or path.
+    OutputDirError
+        ``out`` is empty, a file (or below one), unwritable, holds a ``data.jsonl`` that
+        no manifest of ours vouches for, or (for a dataset) other files.
+    """
+    if not isinstance(out, (str, os.PathLike)):
+        raise TypeError(f"out must be a str or path, got {type(out).__name__}")
+    text = os.fspath(out)
+    if not isinstance(text, str) or not text.strip():
+        raise OutputDirError(f"output folder {text!r} is empty: pass a folder path")
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise OutputDirError(f"output folder {path} is a file: pass a folder path")
+    what = "ladder" if ladder else "dataset"
+    if path.is_dir():
+        names = sorted(os.listdir(path))
+        if DATA_FILE in names and (
+            ladder or not (_is_ours(path / MANIFEST_FILE) or _listed_by_ladder(path))
+        ):
+            raise OutputDirError(
+                f"output folder {path} holds a {DATA_FILE} that is not "
+                + ("a ladder's" if ladder else "a tritondiv dataset (no manifest of ours)")
+                + ": pass another folder, or delete it"
+            )
+        if not ladder:
+            other = [n for n in names if n not in _DATASET_FILES]
+            if (
+                MANIFEST_FILE in names
+                and DATA_FILE not in names
+                and not _is_ours(path / MANIFEST_FILE)
+            ):
+                other.append(MANIFEST_FILE)
+            if other:
+                shown = ", ".join(other[:5]) + (", ..." if len(other) > 5 else "")
+                raise OutputDirError(
+                    f"output folder {path} holds other files than a dataset ({shown}); the "
+                    "dataset replaces the whole folder: pass a new or empty folder"
+                )
+        if not _writable(path):
+            raise OutputDirError(f"output folder {path} is not writable")
+    probe = path.absolute().parent
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OutputDirError(f"output folder {path} lies below {probe}, which is a file")
+    if not _writable(probe):
+        raise OutputDirError(f"cannot create the {what} folder {path}: {probe} is not writable")
+    return path
+
+
+# ----------------------------------------------------------------------------- the lock
+_LOCAL = threading.local()  # .held: lock file -> depth, for this thread's locks
+
+
+def _lock_path(out: Path) -> Path:
+    absolute = Path(os.path.abspath(out))
+    return absolute.parent / f".{absolute.name}.lock"
+
+
+def _holder(lock: Path) -> str:
+    with contextlib.suppress(OSError, ValueError):
+        return f"pid {int(lock.read_text(encoding='ascii').strip())}"
+    return "another process"
 
 
 @contextlib.contextmanager
-def dataset_lock(out: str | Path) -> Iterator[None]:
-    """Hold an exclusive lock on the output folder ``out`` while writing into it."""
-    yield
+def dataset_lock(
+    out: str | os.PathLike[str], *, timeout: float = 0.0, poll: float = 0.1
+) -> Iterator[Path]:
+    """Hold the exclusive lock of output folder ``out`` (a dataset or a ladder).
+
+    The lock is ``fcntl.flock`` on ``<parent>/.<name>.lock`` (created with the parent; it
+    holds the holder's pid and is left in place), so two processes writing the same folder
+    cannot interleave. Re-entrant within a thread (:func:`write_dataset` takes it too, so a
+    command may hold it around selection and writing). Yields the lock file's path.
+
+    Parameters
+    ----------
+    out : path
+        The output folder.
+    timeout : float
+        Seconds to wait for another holder (default 0: fail at once).
+    poll : float
+        Seconds between two tries while waiting.
+
+    Raises
+    ------
+    DatasetBusyError
+        Another process (or thread) still holds the lock after ``timeout``; the message
+        names the folder and the holder's pid.
+    """
+    if timeout < 0:
+        raise ValueError(f"timeout must be >= 0, got {timeout}")
+    lock = _lock_path(Path(out))
+    key = str(lock)
+    held: dict[str, int] = _LOCAL.__dict__.setdefault("held", {})
+    if key in held:
+        held[key] += 1
+        try:
+            yield lock
+        finally:
+            held[key] -= 1
+        return
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                pass
+            if time.monotonic() >= deadline:
+                raise DatasetBusyError(
+                    f"output folder {out} is being written by {_holder(lock)} (lock file "
+                    f"{lock}): wait for it to finish, or pass another folder"
+                )
+            time.sleep(poll)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        held[key] = 1
+        try:
+            yield lock
+        finally:
+            del held[key]
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
 
 
 def level_dir(strategy: str, level_index: int) -> str:
-    """Relative path of a ladder dataset: ``<strategy>/level-<i>``."""
-    return f"{strategy}/level-{level_index}"
+    """Relative path of a ladder dataset: ``<strategy>/level-<i>``.
+
+    Raises
+    ------
+    ValueError
+        ``strategy`` is not a safe file name, or ``level_index`` is not an integer >= 0.
+    """
+    check_path_component(strategy, "strategy name")
+    if isinstance(level_index, bool) or not isinstance(level_index, (int, np.integer)):
+        raise TypeError(f"level_index must be an int, got {type(level_index).__name__}")
+    if level_index < 0:
+        raise ValueError(f"level_index must be >= 0, got {level_index}")
+    return f"{strategy}/level-{int(level_index)}"
 
 
 def jsonable(value: Any) -> Any:
@@ -96,17 +325,61 @@ def versions() -> dict[str, str | None]:
     return out
 
 
+def _swap_in(tmp: Path, out: Path) -> None:
+    """Put the finished folder ``tmp`` at ``out``: the earlier ``out`` (if any) is renamed
+    aside, ``tmp`` renamed in, the earlier one removed. On failure ``out`` is as before."""
+    old = None
+    if out.exists():
+        old = out.parent / temporary_name(out.name, "old")
+        os.rename(out, old)
+    try:
+        os.rename(tmp, out)
+    except BaseException:
+        if old is not None:
+            os.rename(old, out)
+        raise
+    with contextlib.suppress(OSError):
+        fsync_dir(out.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_records(path: Path, where: Path, records: Sequence[dict[str, Any]]) -> None:
+    with open(path, "x", encoding="utf-8") as fh:
+        for n, rec in enumerate(records):
+            try:
+                fh.write(json.dumps(jsonable(rec), ensure_ascii=False))
+            except UnicodeEncodeError as exc:
+                bad = exc.object[exc.start : exc.end]
+                raise DatasetError(
+                    f"record {n} cannot be written to {where / DATA_FILE}: it holds text that "
+                    f"is not valid Unicode ({bad!r}: {exc.reason}); fix the record in the pool"
+                ) from None
+            except (TypeError, ValueError) as exc:
+                raise DatasetError(
+                    f"record {n} cannot be written to {where / DATA_FILE}: {exc}"
+                ) from None
+            fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def write_dataset(
-    out_dir: str | Path,
+    out_dir: str | os.PathLike[str],
     records: Sequence[dict[str, Any]],
     manifest: dict[str, Any],
 ) -> dict[str, Any]:
-    """Write ``out_dir/data.jsonl`` then ``out_dir/manifest.json``, each atomically.
+    """Write the dataset folder ``out_dir``: ``data.jsonl`` then ``manifest.json``.
+
+    The folder is built beside ``out_dir`` and swapped in whole (see the module
+    docstring), holding :func:`dataset_lock`; a failure (a full disk, a record that cannot
+    be written) leaves an earlier dataset at ``out_dir`` intact. ``out_dir`` is checked
+    first (:func:`check_output_dir`), and temporaries of killed runs beside it are removed.
 
     Parameters
     ----------
     out_dir : path
-        The dataset directory (created).
+        The dataset directory (created, or replaced when it holds a dataset of ours).
     records : sequence of dict
         The selected records, in selection order.
     manifest : dict
@@ -116,24 +389,41 @@ def write_dataset(
     -------
     dict
         The manifest as written.
+
+    Raises
+    ------
+    OutputDirError
+        ``out_dir`` cannot receive a dataset.
+    DatasetBusyError
+        Another process writes ``out_dir``.
+    DatasetError
+        A record cannot be written (not JSON-serializable, or text that is not valid
+        Unicode such as a lone surrogate); the message gives its index.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    # A stale manifest must never vouch for new data: remove it before rewriting the data.
-    (out / MANIFEST_FILE).unlink(missing_ok=True)
-    with atomic_write(out / DATA_FILE, "w", encoding="utf-8") as fh:
-        for rec in records:
-            fh.write(json.dumps(jsonable(rec), ensure_ascii=False))
-            fh.write("\n")
-    full = {"manifest_version": MANIFEST_VERSION, **manifest}
-    full["data"] = {
-        "file": DATA_FILE,
-        "sha256": file_sha256(out / DATA_FILE),
-        "records": len(records),
-    }
-    full.setdefault("versions", versions())
-    full = jsonable(full)
-    write_json_atomic(out / MANIFEST_FILE, full)
+    out = check_output_dir(out_dir)
+    with dataset_lock(out):
+        out = check_output_dir(out)  # again: the folder may have changed while waiting
+        parent = out.absolute().parent
+        parent.mkdir(parents=True, exist_ok=True)
+        clean_stale_temporaries(parent)
+        tmp = parent / temporary_name(out.name)
+        tmp.mkdir()
+        try:
+            _write_records(tmp / DATA_FILE, out, records)
+            full = {"manifest_version": MANIFEST_VERSION, **manifest}
+            full["data"] = {
+                "file": DATA_FILE,
+                "sha256": file_sha256(tmp / DATA_FILE),
+                "records": len(records),
+            }
+            full.setdefault("versions", versions())
+            full = jsonable(full)
+            write_json_atomic(tmp / MANIFEST_FILE, full)
+            fsync_dir(tmp)
+            _swap_in(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return full
 
 
@@ -188,3 +478,245 @@ def verify_dataset(out_dir: str | Path, expect: dict[str, Any] | None = None) ->
         elif jsonable(value) != got:
             return False, f"manifest {key}={got!r}, expected {jsonable(value)!r}"
     return True, "ok"
+
+
+# ----------------------------------------------------------------------------- read back
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset read back: its pool of records, its manifest (``None`` for a bare data
+    file) and where it lies."""
+
+    path: Path
+    data_file: Path
+    manifest: dict[str, Any] | None
+    pool: Pool
+
+    def __len__(self) -> int:
+        return len(self.pool)
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """The original records, in selection order."""
+        return self.pool.records
+
+    @property
+    def instructions(self) -> list[str]:
+        return list(self.pool.instruction)
+
+    @property
+    def responses(self) -> list[str]:
+        return list(self.pool.response)
+
+
+def data_file(path: str | os.PathLike[str]) -> Path:
+    """The data file of a dataset folder (``<path>/data.jsonl``), or ``path`` itself."""
+    p = Path(path)
+    return p / DATA_FILE if p.is_dir() else p
+
+
+def is_dataset_source(path: str | os.PathLike[str]) -> bool:
+    """Whether :func:`read_dataset` reads ``path``: a folder holding ``data.jsonl``, or a
+    JSON-lines file (a dataset's data file, or any file whose records may mix formats)."""
+    p = Path(path)
+    if p.is_dir():
+        return (p / DATA_FILE).is_file()
+    return p.is_file() and p.suffix == ".jsonl"
+
+
+def _manifest_of(path: Path) -> tuple[Path, dict[str, Any] | None]:
+    """(data file, manifest or None) of a dataset folder or data file."""
+    if path.is_dir():
+        data = path / DATA_FILE
+        if not data.is_file():
+            raise FileNotFoundError(
+                f"{path} holds no {DATA_FILE}: pass a dataset folder written by `tritondiv "
+                "select`/`ladder`, or a pool file"
+            )
+    elif path.is_file():
+        data = path
+    else:
+        raise FileNotFoundError(f"{path} does not exist: pass a dataset folder or a pool file")
+    man_path = data.parent / MANIFEST_FILE
+    if data.name == DATA_FILE and man_path.is_file():
+        return data, read_manifest(man_path)
+    return data, None
+
+
+def _check_sha(data: Path, manifest: dict[str, Any]) -> None:
+    man_path = data.parent / MANIFEST_FILE
+    want = (manifest.get("data") or {}).get("sha256")
+    if not want:
+        raise DatasetError(
+            f"{man_path} records no sha256 of {data}: rerun the select/ladder command"
+        )
+    got = file_sha256(data)
+    if got != want:
+        raise DatasetError(
+            f"{data} does not match the sha256 in {man_path} (file {got[:12]}..., manifest "
+            f"{str(want)[:12]}...): the data changed after it was written; rerun the "
+            "select/ladder command"
+        )
+
+
+def read_dataset(
+    path: str | os.PathLike[str], *, verify: bool = True, limit: int | None = None
+) -> Dataset:
+    """Read a dataset back: a dataset folder, its ``data.jsonl``, or any JSON-lines file.
+
+    Each record's format is detected on its own (a pool of several files gives a dataset
+    of several formats) through the pool's one record rule; the manifest's pool options
+    (``first_turn_only``, ``allow_empty``, a forced ``format``) apply.
+
+    Parameters
+    ----------
+    path : path
+        A folder holding ``data.jsonl`` (+ ``manifest.json``), or a ``.jsonl`` file (its
+        manifest is the ``manifest.json`` beside a ``data.jsonl``).
+    verify : bool
+        Check the data's sha256 against the manifest first (when there is one).
+    limit : int, optional
+        Read only the first ``limit`` records.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist, or a folder holds no ``data.jsonl``.
+    DatasetError
+        With ``verify``, the data does not match its manifest's sha256.
+    PoolError
+        A record is bad; the message names the file, line and field.
+    """
+    p = Path(path)
+    data, manifest = _manifest_of(p)
+    if verify and manifest is not None:
+        _check_sha(data, manifest)
+    loader = (manifest or {}).get("pool") or {}
+    fmt = loader.get("format")
+    kwargs: dict[str, Any] = {
+        "format": fmt if fmt and fmt != "auto" else "mixed",
+        "first_turn_only": bool(loader.get("first_turn_only")),
+        "allow_empty": bool(loader.get("allow_empty")),
+        "limit": limit,
+    }
+    return Dataset(p, data, manifest, _load_records(data, **kwargs))
+
+
+def _load_records(data: Path, **kwargs: Any) -> Pool:
+    from tritondiv import pool as pool_mod
+
+    if kwargs["format"] in pool_mod.FORMATS:
+        return pool_mod.load_pool(str(data), **kwargs)
+    if "mixed" not in pool_mod.FORMATS:  # TEMPORARY until the pool package lands
+        return _mixed_pool_fallback(data, **kwargs)
+    return pool_mod.load_pool(str(data), **kwargs)
+
+
+# TEMPORARY until the pool package lands: format="mixed" of tritondiv.pool.load_pool
+# (per-record detection through tritondiv.pool.record_texts) does not exist yet; this reads
+# data.jsonl per record with json and the existing rules of tritondiv.pool's internals.
+def _mixed_pool_fallback(
+    data: Path,
+    *,
+    format: str,
+    first_turn_only: bool = False,
+    allow_empty: bool = False,
+    limit: int | None = None,
+) -> Pool:
+    from tritondiv import pool as P
+
+    text = data.read_text(encoding="utf-8-sig")
+    records: list[dict[str, Any]] = []
+    ins: list[str] = []
+    res: list[str] = []
+    ids: list[str] = []
+    for n, line in enumerate(text.split("\n"), 1):
+        if limit is not None and len(records) >= limit:
+            break
+        if not line or line.isspace():
+            continue
+        parsed = P._parse_lines([line])
+        block = P._Block(str(data), data.name, records=parsed, lines=np.array([n]))
+        _fmt, texts = P._block_texts(block, "auto", first_turn_only, allow_empty)
+        if texts.problems:
+            field, reason = texts.problems[0]
+            raise P.PoolError(reason, path=str(data), line=n, field=field)
+        rec = parsed[0]
+        records.append(rec)
+        ins.append(texts.instruction[0])
+        res.append(texts.response[0])
+        ids.append(f"{data.name}:{len(ids)}" if rec.get("id") is None else str(rec["id"]))
+    if not records and limit != 0:
+        raise P.PoolError("is empty (no JSON lines)", path=str(data))
+    return P.Pool(P._unique_ids(ids), ins, res, [str(data)] * len(ids), records)
+
+
+def find_datasets(root: str | os.PathLike[str]) -> list[tuple[Path, dict[str, Any]]]:
+    """Every finished dataset folder below ``root`` (by its manifest), in sorted path order:
+    ``[(folder, manifest)]``."""
+    out = []
+    for mp in sorted(Path(root).rglob(MANIFEST_FILE)):
+        if any(part.startswith(".") for part in mp.relative_to(root).parts):
+            continue  # temporaries and moved-aside copies
+        out.append((mp.parent, read_manifest(mp)))
+    return out
+
+
+def read_ladder(
+    ladder_dir: str | os.PathLike[str], *, missing: str = "error"
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The ladder index (``ladder.json``) and its datasets in index order:
+    ``[{strategy, level, level_index, path, manifest}]`` (``path`` below ``ladder_dir``).
+
+    Parameters
+    ----------
+    missing : {"error", "skip"}
+        What to do with a dataset of the index that is not finished (no manifest).
+
+    Raises
+    ------
+    FileNotFoundError
+        No ``ladder.json``; or (``missing="error"``) a dataset is not finished.
+    ValueError
+        The index lists no datasets, or a dataset whose strategy is not a safe file name
+        or whose path leads outside ``ladder_dir``.
+    """
+    if missing not in ("error", "skip"):
+        raise ValueError(f"missing must be 'error' or 'skip', got {missing!r}")
+    root = Path(ladder_dir)
+    index_path = root / LADDER_FILE
+    if not index_path.is_file():
+        raise FileNotFoundError(
+            f"{index_path} does not exist: pass a folder written by `tritondiv ladder`"
+        )
+    index = read_manifest(index_path)
+    entries = index.get("datasets")
+    if not entries:
+        raise ValueError(
+            f"{index_path} lists no datasets (is the ladder finished? "
+            f"status={index.get('status')!r})"
+        )
+    out = []
+    for n, d in enumerate(entries):
+        try:
+            strategy = check_path_component(d.get("strategy"), "strategy name")
+            level_index = int(d["level_index"])
+            path = safe_join(root, d["path"])
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{index_path}: dataset {n} ({d!r}) is not valid: {exc}") from None
+        if not (path / DATA_FILE).is_file() or not (path / MANIFEST_FILE).is_file():
+            if missing == "skip":
+                continue
+            raise FileNotFoundError(
+                f"{path} has no {DATA_FILE} + {MANIFEST_FILE}: rerun `tritondiv ladder`"
+            )
+        man = read_manifest(path)
+        out.append(
+            {
+                "strategy": strategy,
+                "level": float(d.get("level", man.get("level"))),
+                "level_index": level_index,
+                "path": root / d["path"],
+                "manifest": man,
+            }
+        )
+    return index, out

@@ -283,44 +283,34 @@ def dataset_file_metrics(
     seed: int = 0,
     limit: int | None = None,
 ) -> dict[str, Any]:
-    """Metrics of a dataset directory (``data.jsonl`` + optional manifest) or any pool file.
+    """Metrics of a dataset folder (its data + optional manifest) or any pool file.
 
-    A dataset directory's manifest (also found beside a ``data.jsonl`` passed directly)
-    supplies how its pool was read (format, first turn only, empty texts) and its type
-    coverage; texts are re-tokenized (``tokenizer``) and, with
-    ``embed``, re-embedded (``embedding_model``).
+    A dataset folder, or a ``.jsonl`` file, is read by
+    :func:`tritondiv.dataset.read_dataset` (records of several formats; a manifest is
+    verified first, and supplies how the pool was read and the type coverage); other pool
+    files by :func:`tritondiv.pool.load_pool`. Texts are re-tokenized (``tokenizer``) and,
+    with ``embed``, re-embedded (``embedding_model``).
+
+    Raises
+    ------
+    DatasetError
+        The data does not match its manifest's sha256 (a ``ValueError`` naming the file).
     """
     from pathlib import Path
 
-    from tritondiv.dataset import read_manifest
+    from tritondiv.dataset import is_dataset_source, read_dataset
     from tritondiv.pool import load_pool
     from tritondiv.tokens import load_tokenizer, tokenize
 
     p = Path(path)
     manifest: dict[str, Any] | None = None
-    data = p
-    if p.is_dir():
-        data = p / "data.jsonl"
-        if not data.is_file():
-            raise FileNotFoundError(
-                f"{p} holds no data.jsonl: pass a dataset directory written by `tritondiv select`/"
-                "`ladder`, or a pool file"
-            )
-        if (p / "manifest.json").is_file():
-            manifest = read_manifest(p)
+    if p.is_dir() or is_dataset_source(p):
+        ds = read_dataset(p, verify=True, limit=limit)
+        pool, manifest = ds.pool, ds.manifest
     elif not p.is_file():
-        raise FileNotFoundError(f"{p} does not exist: pass a dataset directory or a pool file")
-    elif p.name == "data.jsonl" and (p.parent / "manifest.json").is_file():
-        # a dataset's data file: its manifest still says how the pool was read
-        manifest = read_manifest(p.parent)
-    loader = (manifest or {}).get("pool") or {}
-    kwargs: dict[str, Any] = {}
-    if loader.get("format"):
-        kwargs["format"] = loader["format"]
-    for flag in ("first_turn_only", "allow_empty"):
-        if loader.get(flag):
-            kwargs[flag] = True
-    pool = load_pool(str(data), limit=limit, **kwargs)
+        raise FileNotFoundError(f"{p} does not exist: pass a dataset folder or a pool file")
+    else:
+        pool = load_pool(str(p), limit=limit)
     tok = load_tokenizer(tokenizer)
     out: dict[str, Any] = {"dataset": str(p), "n": len(pool)}
     for component in ("instruction", "response"):

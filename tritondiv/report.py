@@ -5,8 +5,9 @@ strategy (``metrics_instruction.png``, ``metrics_response.png``); coverage again
 (``coverage.png``: each strategy's own type coverage, then one panel per type family with
 every strategy's coverage of it); the token-frequency band plot (``token_band.png``:
 sorted token frequencies of the pool, log-log, the dropped bands below ``lo`` and above
-``hi`` shaded, as in the paper's Figure 2). A directory without ``ladder.json`` (e.g.
+``hi`` shaded, as in the paper's Figure 2). A directory without a ladder index (e.g.
 datasets written by ``tritondiv select``) is reported from the manifests found under it.
+Every dataset and ladder file is read through :mod:`tritondiv.dataset`.
 """
 
 from __future__ import annotations
@@ -34,34 +35,31 @@ METRICS: tuple[tuple[str, str], ...] = (
 
 def collect(directory: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The ladder index (or a synthetic one) and the manifests of its finished datasets."""
-    from tritondiv.dataset import MANIFEST_FILE, read_manifest
+    from tritondiv.dataset import LADDER_FILE, find_datasets, read_ladder
 
     d = Path(directory)
     if not d.is_dir():
         raise FileNotFoundError(
-            f"{d} is not a directory: pass a ladder directory (it holds ladder.json)"
+            f"{d} is not a directory: pass a ladder directory (it holds {LADDER_FILE})"
         )
-    index_path = d / "ladder.json"
     rows: list[dict[str, Any]] = []
-    if index_path.is_file():
-        index = read_manifest(index_path)
-        for entry in index.get("datasets", []):
-            p = d / entry["path"]
-            if (p / MANIFEST_FILE).is_file():
-                man = read_manifest(p)
-                man["_path"] = entry["path"]
-                rows.append(man)
+    if (d / LADDER_FILE).is_file():
+        index, datasets = read_ladder(d, missing="skip")
+        for entry in datasets:
+            man = dict(entry["manifest"])
+            man["_path"] = Path(entry["path"]).relative_to(d).as_posix()
+            rows.append(man)
     else:
         index = {"datasets": [], "strategies": []}
-        for mp in sorted(d.rglob(MANIFEST_FILE)):
-            man = read_manifest(mp)
-            man["_path"] = str(mp.parent.relative_to(d))
+        for folder, found in find_datasets(d):
+            man = dict(found)
+            man["_path"] = folder.relative_to(d).as_posix()
             rows.append(man)
             if man.get("strategy") not in index["strategies"]:
                 index["strategies"].append(man.get("strategy"))
         if not rows:
             raise FileNotFoundError(
-                f"{d} holds neither ladder.json nor any dataset manifest.json: pass the --out "
+                f"{d} holds neither {LADDER_FILE} nor any finished dataset: pass the --out "
                 "directory of `tritondiv ladder` or `tritondiv select`"
             )
     return index, rows

@@ -1,4 +1,5 @@
-"""``tritondiv experiment``: statistics against references, and a tiny ladder end to end."""
+"""``tritondiv experiment``: a tiny ladder end to end (the statistics: test_analysis.py,
+the judges: test_judges.py)."""
 
 from __future__ import annotations
 
@@ -11,119 +12,28 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
+from tritondiv.dataset import write_dataset  # noqa: E402
 from tritondiv.sft.experiment import (  # noqa: E402
     _pair_hash,
-    analyze,
-    bayes_linear_regression,
-    flatten_metrics,
-    load_judge,
-    pearson,
     read_ladder,
-    reference_f1_judge,
-    regression_band,
     run_experiment,
 )
 from tritondiv.sft.tiny import make_tiny_llama, synthetic_pairs  # noqa: E402
 from tritondiv.sft.train import TrainConfig  # noqa: E402
 
 
-# ------------------------------------------------------------------------ statistics
-def test_bayes_regression_tends_to_least_squares_with_a_vanishing_prior() -> None:
-    x = np.array([0, 1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6, 1.0])
-    y = np.array([60.1, 60.9, 61.5, 61.2, 62.8, 63.1, 64.9])
-    fit = bayes_linear_regression(x, y, prior_precision=1e-12, a0=1e-12, b0_scale=1e-12)
-    slope, intercept = np.polyfit(x, y, 1)
-    assert fit["slope"] == pytest.approx(slope, rel=1e-9)
-    assert fit["intercept"] == pytest.approx(intercept, rel=1e-9)
-    # posterior t: scale^2 = (SSE / n) (X^T X)^-1, dof = n, sd = scale sqrt(n / (n - 2))
-    n = len(x)
-    X = np.stack([np.ones(n), x], 1)
-    sse = float(np.sum((y - X @ np.array([intercept, slope])) ** 2))
-    var = sse / n * np.linalg.inv(X.T @ X)[1, 1] * n / (n - 2)
-    assert fit["slope_sd"] == pytest.approx(np.sqrt(var), rel=1e-6)
-    assert fit["dof"] == pytest.approx(n)
-    # the default weak prior is close to least squares too
-    assert bayes_linear_regression(x, y)["slope"] == pytest.approx(slope, rel=2e-3)
-    mean, sd = regression_band(fit, [0.0, 1.0])
-    np.testing.assert_allclose(mean, [intercept, intercept + slope], rtol=1e-9)
-    assert (sd > 0).all()
+def test_experiment_keeps_its_public_names() -> None:
+    import tritondiv.dataset
+    import tritondiv.sft.analysis
+    import tritondiv.sft.experiment as experiment
+    import tritondiv.sft.judges
 
-
-def test_bayes_regression_edge_cases() -> None:
-    fit = bayes_linear_regression([0, 0.5, 1], [1.0, 2.0, 3.0])  # exactly on a line
-    assert fit["slope"] == pytest.approx(2.0 / 1.001)
-    noisy = bayes_linear_regression([0, 0.5, 1], [1.0, 2.6, 3.0])
-    assert fit["slope_sd"] < noisy["slope_sd"] / 5
-    flat = bayes_linear_regression([0, 0.5, 1], [5.0, 5.0, 5.0])
-    assert flat["slope"] == pytest.approx(0.0, abs=1e-9)
-    with pytest.raises(ValueError, match="at least 2"):
-        bayes_linear_regression([0.0], [1.0])
-    with pytest.raises(ValueError, match="equal length"):
-        bayes_linear_regression([0.0, 1.0], [1.0])
-
-
-@settings(max_examples=30, deadline=None)
-@given(
-    y=st.lists(st.floats(-100, 100, allow_nan=False), min_size=4, max_size=7),
-    c=st.floats(0.1, 10),
-    shift=st.floats(-50, 50),
-)
-def test_property_regression_scales_with_the_score(y, c, shift) -> None:
-    y = np.asarray(y)
-    x = np.linspace(0, 1, len(y))
-    a = bayes_linear_regression(x, y)
-    b = bayes_linear_regression(x, c * y + shift)
-    assert b["slope"] == pytest.approx(c * a["slope"], rel=1e-2, abs=1e-6 * (1 + abs(shift)))
-    r = pearson(x, y)
-    if r is not None and abs(r) > 1e-3 and abs(a["slope"]) > 1e-6:
-        assert np.sign(r) == np.sign(a["slope"])
-
-
-def test_pearson_and_flatten_metrics() -> None:
-    rng = np.random.default_rng(0)
-    x, y = rng.normal(size=20), rng.normal(size=20)
-    assert pearson(x, y) == pytest.approx(np.corrcoef(x, y)[0, 1])
-    assert pearson([1, 2, 3], [4, 4, 4]) is None and pearson([1], [2]) is None
-    flat = flatten_metrics(
-        {
-            "response": {"distinct_1": 0.5, "n": 3, "ok": True},
-            "coverage": {"m": {"fraction": 1}},
-            "s": "x",
-        }
-    )
-    assert flat == {"response.distinct_1": 0.5, "response.n": 3.0, "coverage.m.fraction": 1.0}
-
-
-def test_analyze_finds_the_slopes_and_metric_correlations() -> None:
-    runs = []
-    for i, lv in enumerate([0.0, 0.5, 1.0]):
-        runs.append(
-            {"strategy": "up", "level": lv, "score": 1.0 + lv, "metrics": {"len": 10.0 + i}}
-        )
-        runs.append(
-            {"strategy": "down", "level": lv, "score": 2.0 - 2 * lv, "metrics": {"len": 12.0 - i}}
-        )
-    an = analyze(runs)
-    assert an["strategies"]["up"]["fit"]["slope"] == pytest.approx(1.0, rel=1e-3)
-    assert an["strategies"]["down"]["fit"]["slope"] == pytest.approx(-2.0, rel=1e-3)
-    assert an["strategies"]["up"]["pearson_r"] == pytest.approx(1.0)
-    assert an["strategies"]["down"]["best_level"] == 0.0
-    assert an["metrics"]["len"]["n"] == 6
-
-
-def test_judges() -> None:
-    assert reference_f1_judge(
-        ["q", "q", "q"], ["a b c", "x", "a"], ["x", "a b c", "a"], ["a b c"] * 3
-    ) == [1.0, 0.0, 0.5]
-    fn = load_judge("tritondiv.sft.experiment:reference_f1_judge")
-    assert fn is reference_f1_judge
-    with pytest.raises(ValueError, match="module:function"):
-        load_judge("no_colon")
-    with pytest.raises(ValueError, match="cannot import"):
-        load_judge("tritondiv.sft.experiment:nope")
+    for name in experiment.__all__:
+        assert hasattr(experiment, name), name
+    for mod in (tritondiv.sft.analysis, tritondiv.sft.judges):
+        for name in mod.__all__:
+            assert getattr(experiment, name) is getattr(mod, name), name
+    assert experiment.read_ladder is tritondiv.dataset.read_ladder
 
 
 # --------------------------------------------------------------------- tiny ladder
@@ -132,21 +42,17 @@ LEVELS = (0.0, 0.5, 1.0)
 
 
 def _write_ladder(root: Path, pool_ins: list[str], pool_res: list[str], size: int = 12) -> None:
-    """A ladder in the layout `tritondiv ladder` writes (made by hand: no ladder code)."""
+    """A ladder in the layout `tritondiv ladder` writes (datasets by write_dataset, the
+    index by hand: no ladder code)."""
     datasets = []
     rng = np.random.default_rng(0)
     for s in STRATEGIES:
         for i, lv in enumerate(LEVELS):
             rel = f"{s}/level-{i}"
-            d = root / rel
-            d.mkdir(parents=True)
             idx = rng.choice(len(pool_ins), size, replace=False)
-            with open(d / "data.jsonl", "w", encoding="utf-8") as fh:
-                for j in idx:
-                    fh.write(
-                        json.dumps({"instruction": pool_ins[j], "input": "", "output": pool_res[j]})
-                        + "\n"
-                    )
+            records = [
+                {"instruction": pool_ins[j], "input": "", "output": pool_res[j]} for j in idx
+            ]
             resp = [pool_res[j] for j in idx]
             man = {
                 "strategy": s,
@@ -162,7 +68,7 @@ def _write_ladder(root: Path, pool_ins: list[str], pool_res: list[str], size: in
                     }
                 },
             }
-            (d / "manifest.json").write_text(json.dumps(man))
+            write_dataset(root / rel, records, man)
             datasets.append({"strategy": s, "level": lv, "level_index": i, "path": rel})
     index = {
         "pool": {"fingerprint": "abc"},
@@ -301,3 +207,26 @@ def test_cli_experiment(setup, capsys) -> None:
     assert args.func(args) == 0
     text = capsys.readouterr().out
     assert "| random |" in text and "experiment.json" in text
+
+
+def test_ladder_names_cannot_lead_outside_the_output(tmp_path) -> None:
+    ladder = tmp_path / "deep" / "er" / "ladder"
+    records = [{"instruction": "q", "output": "a"}]
+    write_dataset(ladder / "random" / "level-0", records, {"strategy": "random", "level": 0.0})
+    out = tmp_path / "deep" / "er" / "out"
+    cases = [
+        ({"strategy": "../../../x", "path": "random/level-0"}, "not a safe file name"),
+        ({"strategy": "random", "path": "../../../x"}, "leads outside"),
+        ({"strategy": "random", "path": "/etc"}, "is absolute"),
+        ({"strategy": "random", "path": "random/level-0", "level_index": "x"}, "not valid"),
+    ]
+    for entry, why in cases:
+        index = {"datasets": [{"level": 0.0, "level_index": 0, **entry}], "status": "finished"}
+        (ladder / "ladder.json").write_text(json.dumps(index))
+        with pytest.raises(ValueError, match=why):
+            read_ladder(ladder)
+        with pytest.raises(ValueError, match=why):
+            run_experiment(ladder, tmp_path / "no-model", ladder, out, _cfg(), progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deep"]
+    assert sorted(p.name for p in (tmp_path / "deep" / "er").iterdir()) == ["ladder", "out"]
+    assert list(out.iterdir()) == []

@@ -12,6 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from tritondiv.pool import PoolError  # noqa: E402
 from tritondiv.sft.data import (  # noqa: E402
     IGNORE_INDEX,
     PLAIN_TEMPLATE,
@@ -148,7 +149,7 @@ def test_load_pairs_reads_a_dataset_folder(tmp_path: Path) -> None:
     assert load_pairs(mixed) == (["q0\nx", "q1", "q2"], ["a0", "a1", "a2"])
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"instruction": "q"}) + "\n")
-    with pytest.raises(ValueError, match="no instruction/response"):
+    with pytest.raises(PoolError, match=r"bad\.jsonl, line 1"):
         load_pairs(bad)
 
 
@@ -299,3 +300,28 @@ def test_cli_sft(tiny, pairs, tmp_path, capsys) -> None:
         _cli(
             ["sft", str(data), "--model", str(tmp_path / "nomodel"), "--out", str(tmp_path / "o3")]
         )
+
+
+class _Planted:
+    """An object whose unpickling runs code (writes a marker file)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "code ran"))
+
+
+def test_resume_refuses_a_planted_pickle(tiny, pairs, tmp_path) -> None:
+    out = tmp_path / "run"
+    part = train(tiny, pairs, out, _cfg(steps=4, save_every=2), progress=False, stop_after=2)
+    assert part["status"] == "interrupted"
+    rng = out / "checkpoints" / "step-2" / "rng.pt"
+    # the saved random state is plain tensors: loadable without unpickling code
+    state = torch.load(rng, weights_only=True)
+    assert isinstance(state["torch"], torch.Tensor)
+    marker = tmp_path / "marker"
+    torch.save({"torch": _Planted(marker)}, rng)
+    with pytest.raises(ValueError, match=r"rng\.pt is not a checkpoint file tritondiv wrote"):
+        train(tiny, pairs, out, _cfg(steps=4, save_every=2), progress=False)
+    assert not marker.exists()

@@ -9,9 +9,13 @@ triton; ``import tritondiv`` never pulls it in. Modules:
   linear cross-entropy, RMSNorm, SwiGLU) with their autograd Functions.
 - :mod:`tritondiv.sft.patch` -- swaps those kernels into transformers Llama-family models
   behind one switch.
-- :mod:`tritondiv.sft.data` -- prompt formatting, response-only labels, batching.
+- :mod:`tritondiv.sft.data` -- prompt formatting, response-only labels, batching (datasets
+  are read through :mod:`tritondiv.dataset`).
 - :mod:`tritondiv.sft.train` -- the seeded, resumable training loop.
-- :mod:`tritondiv.sft.experiment` -- fine-tune on a whole ladder and analyse the scores.
+- :mod:`tritondiv.sft.experiment` -- fine-tune on a whole ladder and score every model
+  (it re-exports the names of the next two).
+- :mod:`tritondiv.sft.analysis` -- slope regression and Pearson correlations of the scores.
+- :mod:`tritondiv.sft.judges` -- the pairwise judge hook and an offline example judge.
 - :mod:`tritondiv.sft.tiny` -- a tiny random Llama with a locally trained BPE tokenizer
   (smoke runs and tests; nothing downloaded).
 """

@@ -19,11 +19,9 @@ into batches, batch order shuffled -- little padding, still random.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,46 +41,18 @@ PLAIN_TEMPLATE = "### Instruction:\n{instruction}\n\n### Response:\n"
 
 
 def load_pairs(path: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
-    """Instruction and response texts of a dataset file (any format
-    :func:`tritondiv.pool.load_pool` reads; a ladder's ``data.jsonl`` too)."""
-    path = Path(path)
-    if path.is_dir() and (path / "data.jsonl").is_file():
-        path = path / "data.jsonl"
+    """Instruction and response texts of a dataset folder, a ``.jsonl`` file (records of
+    any formats, read by :func:`tritondiv.dataset.read_dataset`, which verifies a dataset
+    against its manifest) or any other pool file (:func:`tritondiv.pool.load_pool`)."""
+    from tritondiv.dataset import is_dataset_source, read_dataset
+
+    if is_dataset_source(path):
+        ds = read_dataset(path)
+        return ds.instructions, ds.responses
     from tritondiv.pool import load_pool
 
-    try:
-        pool = load_pool(path)
-    except ValueError:
-        # load_pool detects one record format per file; a dataset selected from a pool of
-        # several sources mixes formats (alpaca "output" beside "response"), so read each
-        # JSON-lines record on its own.
-        if path.suffix != ".jsonl" or not path.is_file():
-            raise
-        return _read_pairs_jsonl(path)
+    pool = load_pool(path)
     return list(pool.instruction), list(pool.response)
-
-
-def _read_pairs_jsonl(path: Path) -> tuple[list[str], list[str]]:
-    ins, res = [], []
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            rec = json.loads(line)
-            i = rec.get("instruction") or rec.get("prompt") or rec.get("question")
-            r = (
-                rec.get("response")
-                or rec.get("output")
-                or rec.get("completion")
-                or rec.get("answer")
-            )
-            if i is None or r is None:
-                raise ValueError(f"{path}:{n}: no instruction/response fields in {sorted(rec)}")
-            if rec.get("input"):
-                i = f"{i}\n{rec['input']}"
-            ins.append(str(i))
-            res.append(str(r))
-    return ins, res
 
 
 def _uses_chat_template(tokenizer: Any, template: str) -> bool:

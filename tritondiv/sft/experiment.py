@@ -1,6 +1,7 @@
 """``tritondiv experiment``: fine-tune on every dataset of a ladder and analyse the scores.
 
-For each ``(strategy, level)`` dataset of a ladder (``LADDER_DIR/ladder.json``), the same
+For each ``(strategy, level)`` dataset of a ladder (its index, read by
+:func:`tritondiv.dataset.read_ladder`), the same
 model is fine-tuned with the same configuration and seed (:func:`tritondiv.sft.train.train`),
 then scored on a fixed evaluation set that shares no sample with the ladder:
 
@@ -12,13 +13,13 @@ then scored on a fixed evaluation set that shares no sample with the ladder:
   decoding), and ``judge(instructions, candidates, baselines, references)`` returns one
   value per sample in ``[0, 1]`` (1 win, 0.5 tie, 0 loss); ``score`` is their mean. The
   baseline answers are the base model's (before fine-tuning). :func:`reference_f1_judge`
-  is an offline example judge.
+  is an offline example judge (:mod:`tritondiv.sft.judges`).
 
 Analysis, per strategy: a **Bayesian linear regression** of score on diversity level
 (:func:`bayes_linear_regression`: conjugate normal-inverse-gamma prior, weak; the slope's
 posterior mean with a 1σ band) and the **Pearson correlation** of score and level; per
 diversity metric of the dataset manifests, its Pearson correlation with the score over
-every dataset. Outputs in ``OUT``::
+every dataset (:mod:`tritondiv.sft.analysis`). Outputs in ``OUT``::
 
     OUT/runs/<strategy>/level-<i>/     each fine-tuning run (tritondiv sft layout) + score.json
     OUT/experiment.json                the manifest: inputs, config, every score, the analysis
@@ -29,9 +30,7 @@ every dataset. Outputs in ``OUT``::
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -41,9 +40,19 @@ from typing import Any
 
 import numpy as np
 
-from tritondiv._io import atomic_write, file_sha256, write_json_atomic
+from tritondiv._io import atomic_write, file_sha256, safe_join, write_json_atomic
+from tritondiv.dataset import level_dir, read_ladder
+from tritondiv.sft.analysis import (
+    analyze,
+    bayes_linear_regression,
+    flatten_metrics,
+    pearson,
+    regression_band,
+)
+from tritondiv.sft.judges import Judge, load_judge, reference_f1_judge
 
 __all__ = [
+    "Judge",
     "analyze",
     "bayes_linear_regression",
     "flatten_metrics",
@@ -51,225 +60,14 @@ __all__ = [
     "pearson",
     "read_ladder",
     "reference_f1_judge",
+    "regression_band",
     "run_experiment",
+    "summary_table",
 ]
-
-Judge = Callable[[Sequence[str], Sequence[str], Sequence[str], Sequence[str]], Sequence[float]]
-
-
-# ----------------------------------------------------------------------------- statistics
-def bayes_linear_regression(
-    x: Sequence[float] | np.ndarray,
-    y: Sequence[float] | np.ndarray,
-    *,
-    prior_precision: float = 1e-3,
-    a0: float = 1e-3,
-    b0_scale: float = 1e-3,
-) -> dict[str, Any]:
-    """Bayesian linear regression ``y = intercept + slope * x + noise``.
-
-    Conjugate normal-inverse-gamma prior on the centered data (``x - mean(x)``,
-    ``y - mean(y)``): coefficients ``~ N(0, σ² (prior_precision · diag(XᵀX))⁻¹)`` (so each coefficient
-    is shrunk by the same relative ``prior_precision``, whatever the spread of ``x``),
-    ``σ² ~ InvGamma(a0, b0)`` with ``b0 = b0_scale · var(y)`` (so the prior is as weak
-    whatever the score's units and offset). The marginal posterior of the coefficients is a
-    Student t with ``2 a_n`` degrees of freedom; ``slope_sd`` is its standard deviation
-    (the 1σ band). With the default weak prior the posterior mean is the least-squares
-    slope divided by ``1 + prior_precision``.
-
-    Returns
-    -------
-    dict
-        ``slope``, ``slope_sd``, ``intercept``, ``intercept_sd``, ``dof``, ``n``, and
-        ``mean``/``cov_scale`` (posterior mean vector and ``(b_n / a_n) Λ_n⁻¹``) used by
-        :func:`regression_band`.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    if x.shape != y.shape or x.ndim != 1:
-        raise ValueError(f"x and y must be 1-D of equal length; got {x.shape} and {y.shape}")
-    n = len(x)
-    if n < 2:
-        raise ValueError(f"a regression needs at least 2 points; got {n}")
-    # fit on centered data (the zero-mean prior then shrinks nothing but the slope, weakly)
-    xm, ym = float(x.mean()), float(y.mean())
-    X = np.stack([np.ones(n), x - xm], axis=1)
-    yc = y - ym
-    xtx = X.T @ X
-    lam_n = xtx + prior_precision * np.diag(np.maximum(np.diag(xtx), 1e-12))
-    mu_c = np.linalg.solve(lam_n, X.T @ yc)
-    b0 = b0_scale * max(float(np.var(y)), 1e-12)
-    a_n = a0 + n / 2.0
-    b_n = max(b0 + 0.5 * float(yc @ yc - mu_c @ lam_n @ mu_c), 1e-300)
-    dof = 2.0 * a_n
-    # back to (intercept, slope) of the original x: intercept = ym + c0 - slope * xm
-    T = np.array([[1.0, -xm], [0.0, 1.0]])
-    mu_n = T @ mu_c + np.array([ym, 0.0])
-    cov_scale = T @ ((b_n / a_n) * np.linalg.inv(lam_n)) @ T.T
-    var_factor = dof / (dof - 2.0) if dof > 2 else 1.0
-    sd = np.sqrt(np.diag(cov_scale) * var_factor)
-    return {
-        "slope": float(mu_n[1]),
-        "slope_sd": float(sd[1]),
-        "intercept": float(mu_n[0]),
-        "intercept_sd": float(sd[0]),
-        "dof": float(dof),
-        "n": int(n),
-        "mean": mu_n.tolist(),
-        "cov_scale": cov_scale.tolist(),
-    }
-
-
-def regression_band(
-    fit: dict[str, Any], xs: Sequence[float] | np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Posterior mean line and its 1σ half-width at ``xs`` for a
-    :func:`bayes_linear_regression` fit."""
-    xs = np.asarray(xs, dtype=np.float64)
-    X = np.stack([np.ones_like(xs), xs], axis=1)
-    mean = X @ np.asarray(fit["mean"])
-    dof = fit["dof"]
-    var_factor = dof / (dof - 2.0) if dof > 2 else 1.0
-    var = np.einsum("ij,jk,ik->i", X, np.asarray(fit["cov_scale"]), X) * var_factor
-    return mean, np.sqrt(var)
-
-
-def pearson(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float | None:
-    """Pearson correlation; ``None`` when undefined (fewer than 2 points or a constant)."""
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    if len(x) < 2 or np.std(x) == 0 or np.std(y) == 0:
-        return None
-    xc, yc = x - x.mean(), y - y.mean()
-    return float((xc @ yc) / math.sqrt(float(xc @ xc) * float(yc @ yc)))
-
-
-def flatten_metrics(metrics: dict[str, Any] | None, prefix: str = "") -> dict[str, float]:
-    """Numeric leaves of a nested metrics dict as ``{"response.distinct_1": value, ...}``."""
-    out: dict[str, float] = {}
-    for k, v in (metrics or {}).items():
-        name = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flatten_metrics(v, name + "."))
-        elif isinstance(v, bool):
-            continue
-        elif isinstance(v, (int, float)) and math.isfinite(float(v)):
-            out[name] = float(v)
-    return out
-
-
-def analyze(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Slope (Bayesian regression, 1σ) and Pearson r of score on level per strategy, and
-    each metric's Pearson r with the score over all runs. ``runs``: dicts with
-    ``strategy``, ``level``, ``score`` and optionally ``metrics`` (flat)."""
-    strategies: dict[str, Any] = {}
-    for s in dict.fromkeys(r["strategy"] for r in runs):
-        rows = sorted((r for r in runs if r["strategy"] == s), key=lambda r: r["level"])
-        lv = [r["level"] for r in rows]
-        sc = [r["score"] for r in rows]
-        entry: dict[str, Any] = {
-            "n": len(rows),
-            "levels": lv,
-            "scores": sc,
-            "pearson_r": pearson(lv, sc),
-        }
-        if len(rows) >= 2:
-            entry["fit"] = bayes_linear_regression(lv, sc)
-        entry["best_level"] = lv[int(np.argmax(sc))] if sc else None
-        strategies[s] = entry
-    names = sorted({k for r in runs for k in (r.get("metrics") or {})})
-    metric_r = {}
-    for m in names:
-        pts = [(r["metrics"][m], r["score"]) for r in runs if m in (r.get("metrics") or {})]
-        if len(pts) >= 3:
-            metric_r[m] = {
-                "pearson_r": pearson([p[0] for p in pts], [p[1] for p in pts]),
-                "n": len(pts),
-            }
-    return {"strategies": strategies, "metrics": metric_r}
-
-
-# ----------------------------------------------------------------------------- inputs
-def read_ladder(ladder_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The ladder index and its datasets: ``[{strategy, level, level_index, path,
-    manifest}]`` (``path`` absolute), in index order."""
-    root = Path(ladder_dir)
-    index_path = root / "ladder.json"
-    if not index_path.is_file():
-        raise FileNotFoundError(
-            f"{index_path} does not exist: pass a folder written by `tritondiv ladder`"
-        )
-    index = json.loads(index_path.read_text(encoding="utf-8"))
-    datasets = index.get("datasets")
-    if not datasets:
-        raise ValueError(
-            f"{index_path} lists no datasets (is the ladder finished? status={index.get('status')!r})"
-        )
-    out = []
-    for d in datasets:
-        path = root / d["path"]
-        man_path = path / "manifest.json"
-        if not (path / "data.jsonl").is_file() or not man_path.is_file():
-            raise FileNotFoundError(
-                f"{path} has no data.jsonl + manifest.json: rerun `tritondiv ladder`"
-            )
-        man = json.loads(man_path.read_text(encoding="utf-8"))
-        out.append(
-            {
-                "strategy": d.get("strategy", man.get("strategy")),
-                "level": float(d.get("level", man.get("level"))),
-                "level_index": int(d.get("level_index", man.get("level_index"))),
-                "path": path,
-                "manifest": man,
-            }
-        )
-    return index, out
 
 
 def _pair_hash(instruction: str, response: str) -> str:
     return hashlib.sha1(f"{instruction.strip()}\x00{response.strip()}".encode()).hexdigest()
-
-
-def load_judge(spec: str) -> Judge:
-    """Import a judge from ``"package.module:function"``."""
-    mod, sep, fn = spec.partition(":")
-    if not sep or not mod or not fn:
-        raise ValueError(f"judge must look like 'package.module:function'; got {spec!r}")
-    try:
-        obj = getattr(importlib.import_module(mod), fn)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"cannot import judge {spec!r}: {exc}") from exc
-    if not callable(obj):
-        raise TypeError(f"judge {spec!r} is not callable")
-    return obj
-
-
-def _unigram_f1(a: str, b: str) -> float:
-    from collections import Counter
-
-    ta, tb = a.lower().split(), b.lower().split()
-    if not ta or not tb:
-        return float(ta == tb)
-    common = sum((Counter(ta) & Counter(tb)).values())
-    if common == 0:
-        return 0.0
-    p, r = common / len(ta), common / len(tb)
-    return 2 * p * r / (p + r)
-
-
-def reference_f1_judge(
-    instructions: Sequence[str],
-    candidates: Sequence[str],
-    baselines: Sequence[str],
-    references: Sequence[str],
-) -> list[float]:
-    """Offline example judge: the answer with the higher unigram F1 against the reference
-    wins (1), the lower loses (0), equal is a tie (0.5). A stand-in for an LLM judge."""
-    out = []
-    for c, b, r in zip(candidates, baselines, references, strict=True):
-        fc, fb = _unigram_f1(c, r), _unigram_f1(b, r)
-        out.append(1.0 if fc > fb else 0.0 if fc < fb else 0.5)
-    return out
 
 
 def _generate(
@@ -340,7 +138,7 @@ def run_experiment(
     Parameters
     ----------
     ladder_dir : path
-        A ladder folder (``ladder.json``).
+        A ladder folder (written by ``tritondiv ladder``).
     model_path : path
         The base model (local folder, or a ``.gguf`` file / ``gguf_file``).
     eval_path : path
@@ -440,8 +238,8 @@ def run_experiment(
 
     runs: list[dict[str, Any]] = []
     for k, d in enumerate(datasets):
-        rel = Path(d["strategy"]) / f"level-{d['level_index']}"
-        run_dir = out / "runs" / rel
+        rel = level_dir(d["strategy"], d["level_index"])  # a safe name (read_ladder checks)
+        run_dir = safe_join(out, "runs", rel)
         say(f"[{k + 1}/{len(datasets)}] {rel} (level {d['level']:.3f})")
         t0 = time.perf_counter()
         man = train(
@@ -507,7 +305,7 @@ def run_experiment(
             }
         )
     analysis = analyze(runs)
-    result = {
+    result: dict[str, Any] = {
         "ladder": {
             "dir": str(ladder_dir),
             "pool": index.get("pool"),

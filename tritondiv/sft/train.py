@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from tritondiv._io import file_sha256, write_json_atomic
+from tritondiv.dataset import data_file
 from tritondiv.sft.data import (
     EncodedData,
     collate,
@@ -206,7 +207,24 @@ def _checkpoints(out: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def _load_checkpoint_file(path: Path, device: Any = None) -> Any:
+    """``torch.load`` of one checkpoint file with ``weights_only=True``: tensors, numbers,
+    strings and containers only, never code (a planted pickle is refused)."""
+    import pickle
+
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(
+            f"{path} is not a checkpoint file tritondiv wrote (it holds objects other than "
+            f"tensors and plain values; loading refused: {first}); delete {path.parent} or "
+            "pass resume=False / --no-resume"
+        ) from None
+
+
 def _rng_state() -> dict[str, Any]:
+    """The random state as plain tensors (loadable with ``weights_only=True``)."""
     st: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         st["cuda"] = torch.cuda.get_rng_state_all()
@@ -294,8 +312,11 @@ def train(
     else:
         instructions, responses = load_pairs(dataset)
         dpath = Path(dataset)
-        fpath = dpath / "data.jsonl" if dpath.is_dir() else dpath
-        data_info = {"path": str(dpath), "sha256": file_sha256(fpath), "samples": len(instructions)}
+        data_info = {
+            "path": str(dpath),
+            "sha256": file_sha256(data_file(dpath)),
+            "samples": len(instructions),
+        }
     if not instructions:
         raise ValueError(f"dataset {data_info['path']} has no samples")
     key = {
@@ -340,12 +361,10 @@ def train(
                 f"checkpoint {cdir} was written by another configuration or dataset; "
                 f"pass another --out, or resume=False / --no-resume to start over"
             )
-        model.load_state_dict(torch.load(cdir / "model.pt", map_location=device, weights_only=True))
-        opt.load_state_dict(
-            torch.load(cdir / "optimizer.pt", map_location=device, weights_only=True)
-        )
-        sched.load_state_dict(torch.load(cdir / "scheduler.pt", weights_only=True))
-        rng = torch.load(cdir / "rng.pt", weights_only=False)
+        model.load_state_dict(_load_checkpoint_file(cdir / "model.pt", device))
+        opt.load_state_dict(_load_checkpoint_file(cdir / "optimizer.pt", device))
+        sched.load_state_dict(_load_checkpoint_file(cdir / "scheduler.pt"))
+        rng = _load_checkpoint_file(cdir / "rng.pt")
         torch.set_rng_state(rng["torch"])
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
