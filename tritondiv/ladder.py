@@ -292,7 +292,7 @@ def run_ladder(
     dict
         The ladder index (``ladder.json``).
     """
-    out = check_output_dir(out)
+    out = check_output_dir(out, ladder=True)
     level_values = parse_levels(levels)
     names = parse_strategies(strategies)
     if size < 1:

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from tritondiv.ladder import run_ladder
     from tritondiv.strategies import parse_levels, parse_strategies
 
-    check_output_dir(args.out)
+    check_output_dir(args.out, ladder=True)
     levels = parse_levels(args.levels)
     strategies = parse_strategies(args.strategies)
     options = from_args(FeatureOptions, args)
