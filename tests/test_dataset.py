@@ -360,6 +360,13 @@ def test_check_output_dir_refuses_bad_locations_before_any_work(
     for empty in ("", "  "):
         with pytest.raises(OutputDirError, match="is empty"):
             check_output_dir(empty)
+    with pytest.raises(OutputDirError, match="file system root"):
+        check_output_dir("/")
+    monkeypatch.chdir(tmp_path)
+    for here in (".", tmp_path, tmp_path.parent):
+        with pytest.raises(OutputDirError, match=r"holds\) the current folder"):
+            check_output_dir(here)
+    assert check_output_dir("new") == Path("new")
     with pytest.raises(TypeError, match="str or path"):
         check_output_dir(3)  # type: ignore[arg-type]
 

@@ -136,16 +136,19 @@ def check_output_dir(out: str | os.PathLike[str], *, ladder: bool = False) -> Pa
 
     A dataset's ``out`` is new, empty, or an earlier dataset of ours (``data.jsonl`` +
     ``manifest.json`` written by :func:`write_dataset`, or an unfinished level that its
-    ladder's index lists; nothing else: it is replaced as a whole). A ladder's ``out`` is new or a folder that holds no ``data.jsonl``. Either
-    way the nearest existing folder must be writable.
+    ladder's index lists; nothing else: it is replaced as a whole). A ladder's ``out`` is
+    new or a folder that holds no ``data.jsonl``. Either way the nearest existing folder
+    must be writable, and ``out`` must not be the file system root nor hold the current
+    folder.
 
     Raises
     ------
     TypeError
         ``out`` is not a str or path.
     OutputDirError
-        ``out`` is empty, a file (or below one), unwritable, holds a ``data.jsonl`` that
-        no manifest of ours vouches for, or (for a dataset) other files.
+        ``out`` is empty, a file (or below one), unwritable, the root or the current
+        folder (or above it), holds a ``data.jsonl`` that no manifest of ours vouches
+        for, or (for a dataset) other files.
     """
     if not isinstance(out, (str, os.PathLike)):
         raise TypeError(f"out must be a str or path, got {type(out).__name__}")
@@ -153,6 +156,14 @@ def check_output_dir(out: str | os.PathLike[str], *, ladder: bool = False) -> Pa
     if not isinstance(text, str) or not text.strip():
         raise OutputDirError(f"output folder {text!r} is empty: pass a folder path")
     path = Path(text)
+    real = Path(os.path.realpath(path))
+    if not real.name:
+        raise OutputDirError(f"output folder {path} is the file system root: pass a folder")
+    cwd = Path.cwd().resolve()
+    if real == cwd or real in cwd.parents:
+        raise OutputDirError(
+            f"output folder {path} is (or holds) the current folder: pass a folder below it"
+        )
     if path.exists() and not path.is_dir():
         raise OutputDirError(f"output folder {path} is a file: pass a folder path")
     what = "ladder" if ladder else "dataset"
@@ -197,8 +208,8 @@ _LOCAL = threading.local()  # .held: lock file -> depth, for this thread's locks
 
 
 def _lock_path(out: Path) -> Path:
-    absolute = Path(os.path.abspath(out))
-    return absolute.parent / f".{absolute.name}.lock"
+    real = Path(os.path.realpath(out))  # one lock per folder, whatever the path to it
+    return real.parent / f".{real.name}.lock"
 
 
 def _holder(lock: Path) -> str:

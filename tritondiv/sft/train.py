@@ -131,7 +131,7 @@ def load_model(
     if gguf_file:
         kw["gguf_file"] = gguf_file
     tokenizer = AutoTokenizer.from_pretrained(str(path), **kw)
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=_torch_dtype(dtype), **kw)
+    model: Any = AutoModelForCausalLM.from_pretrained(str(path), dtype=_torch_dtype(dtype), **kw)
     if gguf_file:
         # transformers de-quantizes GGUF weights into plain tensors but keeps a GGUF
         # "quantizer" that refuses save_pretrained; the weights are ordinary now.
