@@ -44,6 +44,8 @@ from tritondiv._io import (
     clean_stale_temporaries,
     file_sha256,
     fsync_dir,
+    parse_temporary_name,
+    pid_alive,
     safe_join,
     temporary_name,
     write_json_atomic,
@@ -155,7 +157,7 @@ def check_output_dir(out: str | os.PathLike[str], *, ladder: bool = False) -> Pa
     text = os.fspath(out)
     if not isinstance(text, str) or not text.strip():
         raise OutputDirError(f"output folder {text!r} is empty: pass a folder path")
-    path = Path(text)
+    path = Path(os.path.normpath(text))
     real = Path(os.path.realpath(path))
     if not real.name:
         raise OutputDirError(f"output folder {path} is the file system root: pass a folder")
@@ -355,6 +357,22 @@ def _swap_in(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _recover_swapped_out(parent: Path) -> list[Path]:
+    """Put back the datasets that a run killed inside :func:`_swap_in` left renamed aside
+    (``.<name>.old-<dead pid>-<random>`` with no ``<name>``); return the recovered ones."""
+    recovered = []
+    for entry in sorted(os.scandir(parent), key=lambda e: e.name):
+        parsed = parse_temporary_name(entry.name)
+        if parsed is None or parsed[1] != "old" or pid_alive(parsed[2]):
+            continue
+        target = parent / parsed[0]
+        if target.exists() or not _is_ours(Path(entry.path) / MANIFEST_FILE):
+            continue
+        os.rename(entry.path, target)
+        recovered.append(target)
+    return recovered
+
+
 def _write_records(path: Path, where: Path, records: Sequence[dict[str, Any]]) -> None:
     with open(path, "x", encoding="utf-8") as fh:
         for n, rec in enumerate(records):
@@ -416,6 +434,7 @@ def write_dataset(
         out = check_output_dir(out)  # again: the folder may have changed while waiting
         parent = out.absolute().parent
         parent.mkdir(parents=True, exist_ok=True)
+        _recover_swapped_out(parent)
         clean_stale_temporaries(parent)
         tmp = parent / temporary_name(out.name)
         tmp.mkdir()
