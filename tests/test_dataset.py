@@ -360,6 +360,13 @@ def test_check_output_dir_refuses_bad_locations_before_any_work(
     for empty in ("", "  "):
         with pytest.raises(OutputDirError, match="is empty"):
             check_output_dir(empty)
+    with pytest.raises(OutputDirError, match="file system root"):
+        check_output_dir("/")
+    monkeypatch.chdir(tmp_path)
+    for here in (".", tmp_path, tmp_path.parent):
+        with pytest.raises(OutputDirError, match=r"holds\) the current folder"):
+            check_output_dir(here)
+    assert check_output_dir("new") == Path("new")
     with pytest.raises(TypeError, match="str or path"):
         check_output_dir(3)  # type: ignore[arg-type]
 
@@ -457,3 +464,20 @@ def test_an_unfinished_level_of_a_ladder_of_ours_may_be_rewritten(tmp_path: Path
         other.mkdir()
         _jsonl(other / DATA_FILE, ALPACA)
         check_output_dir(other)
+
+
+def test_a_dataset_left_aside_by_a_run_killed_mid_swap_is_put_back(tmp_path: Path) -> None:
+    out, before = _finished(tmp_path)
+    aside = tmp_path / f".ds.old-{_dead_pid()}-0123abcd"
+    os.rename(out, aside)  # killed between "rename old aside" and "rename new in"
+    write_dataset(tmp_path / "sibling", PROMPT_COMPLETION, _manifest())
+    assert not aside.exists()
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    # a copy aside whose folder exists again is an ordinary leftover: removed once stale
+    write_dataset(out, ALPACA, _manifest())
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".ds.lock",
+        ".sibling.lock",
+        "ds",
+        "sibling",
+    ]

@@ -32,13 +32,15 @@ __all__ = [
     "file_sha256",
     "fsync_dir",
     "load_npz",
+    "parse_temporary_name",
+    "pid_alive",
     "safe_join",
     "save_npz_atomic",
     "temporary_name",
     "write_json_atomic",
 ]
 
-_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old)-(?P<pid>\d+)-[0-9a-f]+$")
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)-[0-9a-f]+$")
 #: Leftovers younger than this are never removed, whatever their pid says (a writer on
 #: another host, or in another pid namespace, may share the folder).
 STALE_AFTER_S = 60.0
@@ -49,7 +51,14 @@ def temporary_name(name: str, kind: str = "tmp") -> str:
     return f".{name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
-def _pid_alive(pid: int) -> bool:
+def parse_temporary_name(name: str) -> tuple[str, str, int] | None:
+    """``(name, kind, pid)`` of a :func:`temporary_name`, or ``None`` for any other name."""
+    m = _TEMPORARY.match(name)
+    return None if m is None else (m["name"], m["kind"], int(m["pid"]))
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (ours always does)."""
     if pid == os.getpid():
         return True
     try:
@@ -77,8 +86,8 @@ def clean_stale_temporaries(
         return removed
     now = time.time()
     for entry in entries:
-        m = _TEMPORARY.match(entry.name)
-        if m is None or _pid_alive(int(m["pid"])):
+        parsed = parse_temporary_name(entry.name)
+        if parsed is None or pid_alive(parsed[2]):
             continue
         try:
             if now - entry.stat(follow_symlinks=False).st_mtime < min_age_s:

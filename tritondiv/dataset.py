@@ -44,6 +44,8 @@ from tritondiv._io import (
     clean_stale_temporaries,
     file_sha256,
     fsync_dir,
+    parse_temporary_name,
+    pid_alive,
     safe_join,
     temporary_name,
     write_json_atomic,
@@ -136,23 +138,34 @@ def check_output_dir(out: str | os.PathLike[str], *, ladder: bool = False) -> Pa
 
     A dataset's ``out`` is new, empty, or an earlier dataset of ours (``data.jsonl`` +
     ``manifest.json`` written by :func:`write_dataset`, or an unfinished level that its
-    ladder's index lists; nothing else: it is replaced as a whole). A ladder's ``out`` is new or a folder that holds no ``data.jsonl``. Either
-    way the nearest existing folder must be writable.
+    ladder's index lists; nothing else: it is replaced as a whole). A ladder's ``out`` is
+    new or a folder that holds no ``data.jsonl``. Either way the nearest existing folder
+    must be writable, and ``out`` must not be the file system root nor hold the current
+    folder.
 
     Raises
     ------
     TypeError
         ``out`` is not a str or path.
     OutputDirError
-        ``out`` is empty, a file (or below one), unwritable, holds a ``data.jsonl`` that
-        no manifest of ours vouches for, or (for a dataset) other files.
+        ``out`` is empty, a file (or below one), unwritable, the root or the current
+        folder (or above it), holds a ``data.jsonl`` that no manifest of ours vouches
+        for, or (for a dataset) other files.
     """
     if not isinstance(out, (str, os.PathLike)):
         raise TypeError(f"out must be a str or path, got {type(out).__name__}")
     text = os.fspath(out)
     if not isinstance(text, str) or not text.strip():
         raise OutputDirError(f"output folder {text!r} is empty: pass a folder path")
-    path = Path(text)
+    path = Path(os.path.normpath(text))
+    real = Path(os.path.realpath(path))
+    if not real.name:
+        raise OutputDirError(f"output folder {path} is the file system root: pass a folder")
+    cwd = Path.cwd().resolve()
+    if real == cwd or real in cwd.parents:
+        raise OutputDirError(
+            f"output folder {path} is (or holds) the current folder: pass a folder below it"
+        )
     if path.exists() and not path.is_dir():
         raise OutputDirError(f"output folder {path} is a file: pass a folder path")
     what = "ladder" if ladder else "dataset"
@@ -197,8 +210,8 @@ _LOCAL = threading.local()  # .held: lock file -> depth, for this thread's locks
 
 
 def _lock_path(out: Path) -> Path:
-    absolute = Path(os.path.abspath(out))
-    return absolute.parent / f".{absolute.name}.lock"
+    real = Path(os.path.realpath(out))  # one lock per folder, whatever the path to it
+    return real.parent / f".{real.name}.lock"
 
 
 def _holder(lock: Path) -> str:
@@ -344,6 +357,22 @@ def _swap_in(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _recover_swapped_out(parent: Path) -> list[Path]:
+    """Put back the datasets that a run killed inside :func:`_swap_in` left renamed aside
+    (``.<name>.old-<dead pid>-<random>`` with no ``<name>``); return the recovered ones."""
+    recovered = []
+    for entry in sorted(os.scandir(parent), key=lambda e: e.name):
+        parsed = parse_temporary_name(entry.name)
+        if parsed is None or parsed[1] != "old" or pid_alive(parsed[2]):
+            continue
+        target = parent / parsed[0]
+        if target.exists() or not _is_ours(Path(entry.path) / MANIFEST_FILE):
+            continue
+        os.rename(entry.path, target)
+        recovered.append(target)
+    return recovered
+
+
 def _write_records(path: Path, where: Path, records: Sequence[dict[str, Any]]) -> None:
     with open(path, "x", encoding="utf-8") as fh:
         for n, rec in enumerate(records):
@@ -405,6 +434,7 @@ def write_dataset(
         out = check_output_dir(out)  # again: the folder may have changed while waiting
         parent = out.absolute().parent
         parent.mkdir(parents=True, exist_ok=True)
+        _recover_swapped_out(parent)
         clean_stale_temporaries(parent)
         tmp = parent / temporary_name(out.name)
         tmp.mkdir()

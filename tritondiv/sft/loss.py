@@ -22,6 +22,7 @@ per-chunk cross-entropy step is pluggable: plain torch here, a Triton kernel on 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -92,7 +93,7 @@ class _ChunkedLinearCE(torch.autograd.Function):
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx,
+        ctx: Any,  # torch's FunctionCtx stub lacks needs_input_grad / saved_tensors
         h: torch.Tensor,
         weight: torch.Tensor,
         bias: torch.Tensor | None,
@@ -144,7 +145,7 @@ class _ChunkedLinearCE(torch.autograd.Function):
         return total * scale
 
     @staticmethod
-    def backward(ctx: torch.autograd.function.FunctionCtx, grad_out: torch.Tensor):  # type: ignore[override]
+    def backward(ctx: Any, grad_out: torch.Tensor):  # type: ignore[override]
         grad_h, grad_w, grad_b = ctx.saved_tensors
         # The stored gradients belong to this Function alone: scale them in place (no
         # weight-sized copy), and skip the scaling for the usual upstream gradient of 1.

@@ -62,7 +62,7 @@ def apply_fused_kernels(model: torch.nn.Module, kernels: str = "auto") -> dict[s
     resolved choice is also stored on the model and used by :func:`causal_lm_loss`.
     """
     resolved = resolve_kernels(kernels)
-    counts = {"kernels": resolved, "rmsnorm": 0, "swiglu": 0}
+    counts: dict[str, Any] = {"kernels": resolved, "rmsnorm": 0, "swiglu": 0}
     if resolved == "triton":
         import tritondiv.sft.triton_ops  # noqa: F401  (fail early when triton is missing)
 
@@ -103,7 +103,7 @@ def causal_lm_loss(
     """
     kernels = getattr(model, "_tritondiv_kernels", None) or resolve_kernels("auto")
     cfg = getattr(model, "config", None)
-    head = model.get_output_embeddings()
+    head: Any = model.get_output_embeddings()  # type: ignore[operator]  # nn.Module attribute
     special = any(
         getattr(cfg, a, None) not in (None, 1.0) for a in ("final_logit_softcapping", "logit_scale")
     )
@@ -120,7 +120,7 @@ def causal_lm_loss(
         )
         n = int((target != IGNORE_INDEX).sum())
         return total if reduction == "sum" else total / max(n, 1)
-    base = getattr(model, model.base_model_prefix)
+    base = getattr(model, str(model.base_model_prefix))
     hidden = base(
         input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
     )[0]

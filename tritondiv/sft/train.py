@@ -30,7 +30,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from tritondiv._io import file_sha256, write_json_atomic
+from tritondiv._io import (
+    clean_stale_temporaries,
+    file_sha256,
+    temporary_name,
+    write_json_atomic,
+)
 from tritondiv.dataset import data_file
 from tritondiv.sft.data import (
     EncodedData,
@@ -131,7 +136,7 @@ def load_model(
     if gguf_file:
         kw["gguf_file"] = gguf_file
     tokenizer = AutoTokenizer.from_pretrained(str(path), **kw)
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=_torch_dtype(dtype), **kw)
+    model: Any = AutoModelForCausalLM.from_pretrained(str(path), dtype=_torch_dtype(dtype), **kw)
     if gguf_file:
         # transformers de-quantizes GGUF weights into plain tensors but keeps a GGUF
         # "quantizer" that refuses save_pretrained; the weights are ordinary now.
@@ -177,15 +182,17 @@ def _micro_batches(data: EncodedData, cfg: TrainConfig) -> Callable[[int], np.nd
 
 
 def _atomic_dir(final: Path, write: Callable[[Path], None]) -> None:
+    """Write a folder beside ``final`` (``.<name>.tmp-<pid>-<random>``) and rename it into
+    place; temporaries of killed runs there are removed first."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    clean_stale_temporaries(final.parent)
+    tmp = final.parent / temporary_name(final.name)
     tmp.mkdir()
     try:
         write(tmp)
         old = None
         if final.exists():
-            old = final.parent / f".old-{final.name}-{os.getpid()}"
+            old = final.parent / temporary_name(final.name, "old")
             os.replace(final, old)
         os.replace(tmp, final)
         if old is not None:
