@@ -734,6 +734,27 @@ def random_select(n_samples: int, n: int, seed: int = 0) -> SelectionResult:
 # ---- the uniform sampler (the paper's "uniform" over the k types of S_k) ------------------
 
 
+def _skip_taken(
+    lists: np.ndarray, ptr: np.ndarray, end: np.ndarray, which: np.ndarray, taken: np.ndarray
+) -> None:
+    """Move ``ptr[which]`` to each list's next untaken entry (or its end), 32 entries a step."""
+    width = 32
+    step = np.arange(width, dtype=np.int64)
+    last = lists.size - 1
+    while which.size:
+        base = ptr[which]
+        offs = base[:, None] + step[None, :]
+        inside = offs < end[which][:, None]
+        ok = inside & ~taken[lists[np.minimum(offs, last)]]
+        found = ok.any(axis=1)
+        ptr[which[found]] = base[found] + ok[found].argmax(axis=1)
+        more = ~found & inside[:, -1]  # the window held only taken entries: look further
+        done = ~found & ~more
+        ptr[which[done]] = end[which[done]]
+        ptr[which[more]] = base[more] + width
+        which = which[more]
+
+
 def _disjoint_rest(
     lists: np.ndarray,
     ptr: np.ndarray,
@@ -801,6 +822,8 @@ def _uniform_draw(
     picks: list[np.ndarray] = []
     drawn: list[np.ndarray] = []
     taken = np.zeros(m, dtype=bool)
+    free = np.iinfo(np.int64).max
+    owner = np.full(m, free, dtype=np.int64)  # scratch: first holder of a sample in a round
     count = 0
     if n and k and sub.nnz:
         rank_of = np.full(inc.n_types, -1, dtype=np.int64)
@@ -829,15 +852,17 @@ def _uniform_draw(
             while active.size:
                 cand = lists[ptr[active]]
                 stale = taken[cand]
-                if stale.any():  # taken in an earlier round: move on
-                    ptr[active[stale]] += 1
+                if stale.any():  # taken in an earlier round: move on to the next untaken
+                    _skip_taken(lists, ptr, end, active[stale], taken)
                     active = active[ptr[active] < end[active]]
                     continue
-                _, first = np.unique(cand, return_index=True)
-                if first.size == cand.size:
+                # the earliest type (lowest rank = lowest position) holding each sample keeps it
+                at = np.arange(cand.size, dtype=np.int64)
+                np.minimum.at(owner, cand, at)
+                lose = owner[cand] != at
+                owner[cand] = free
+                if not lose.any():
                     break
-                lose = np.ones(cand.size, dtype=bool)  # a later type of this round
-                lose[first] = False
                 ptr[active[lose]] += 1
                 active = active[ptr[active] < end[active]]
             if not active.size:

@@ -288,3 +288,23 @@ def test_real_labels_spread(shared_data):
         share = counts[counts < support]
         assert share.size == 0 or share.max() - share.min() <= 1
         assert (counts[counts == support] <= (share.max() if share.size else counts.max())).all()
+
+
+def test_long_lists_match_reference():
+    # few types with long lists, most of each list taken by the others: the skips run over
+    # many entries (more than one look-ahead window) before an untaken sample
+    rng = np.random.default_rng(9)
+    rows = [rng.choice(6, size=rng.integers(1, 4), replace=False).tolist() for _ in range(500)]
+    # and types that nearly all samples carry: late in the draw their lists are long runs
+    # of samples the others took
+    rows += [np.flatnonzero(rng.random(6) < 0.95).tolist() for _ in range(400)]
+    rows += [[0]] * 3 + [[]] * 4
+    inc = Incidence.from_lists(rows, n_types=7)
+    pr = prune_types(inc, seed=1)
+    for k in (1, 3, pr.k_max):
+        for n in (1, 37, int(pr.pool_sizes[k]) // 2, int(pr.pool_sizes[k])):
+            for seed in (0, 1):
+                idx, drawn = _uniform_draw(inc, pr, k, n, seed)
+                want, want_drawn = ref_uniform(inc, k, n, seed, pr)
+                assert idx.tolist() == want and drawn.tolist() == want_drawn
+                check_even_prefixes(inc, pr.pool(k), idx, drawn)
