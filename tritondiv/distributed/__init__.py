@@ -25,6 +25,7 @@ _EXPORTS: dict[str, str] = {
     "facility_location_greedi": "tritondiv.distributed.selection",
     "kcenter_greedy_distributed": "tritondiv.distributed.selection",
     "select_types_ladder_ray": "tritondiv.distributed.selection",
+    "partition_rows": "tritondiv.distributed.selection",
     "ray_available": "tritondiv.distributed._ray",
 }
 
@@ -52,6 +53,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers only (names re-exporte
         facility_location_greedi,
         facility_objective,
         kcenter_greedy_distributed,
+        partition_rows,
         select_types_ladder_ray,
     )
     from tritondiv.distributed.token_stats import RayTokenStats, token_stats_ray  # noqa: F401

@@ -1,0 +1,185 @@
+"""token_stats_ray against the local engine on real data: identical counts, df, band,
+incidence; a worker killed mid-tokenization changes nothing."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import tritondiv as td
+from tritondiv.distributed import RayTokenStats, token_stats_ray
+from tritondiv.distributed._ray import require_ray
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.*")
+
+
+def _jsonl_lines(path: Path, start: int, stop: int) -> list[str]:
+    out = []
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        for i, line in enumerate(fh):
+            if i >= stop:
+                break
+            if i >= start:
+                out.append(line.rstrip("\n"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def shard_dir(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four real shards, three formats: T0 and GSM8K jsonl, Code Alpaca json (2 empty outputs)."""
+    root = tmp_path_factory.mktemp("shards")
+    t0 = _jsonl_lines(shared_data / "t0_50k.jsonl.gz", 0, 1500)
+    (root / "a_t0_0.jsonl").write_text("\n".join(t0[:800]) + "\n", encoding="utf-8")
+    (root / "b_t0_1.jsonl").write_text("\n".join(t0[800:]) + "\n", encoding="utf-8")
+    gsm = _jsonl_lines(shared_data / "gsm8k_train.jsonl.gz", 0, 700)
+    (root / "c_gsm8k.jsonl").write_text("\n".join(gsm) + "\n", encoding="utf-8")
+    with gzip.open(shared_data / "codealpaca_2k.json.gz", "rt", encoding="utf-8") as fh:
+        alpaca = json.load(fh)
+    (root / "d_alpaca.json").write_text(json.dumps(alpaca), encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def local_pool(shard_dir: Path) -> td.Pool:
+    return td.load_pool(shard_dir, allow_empty=True)
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> Any:
+    return td.load_tokenizer()
+
+
+def _local(pool: td.Pool, component: str, tokenizer: Any, lo: Any, hi: Any) -> tuple[Any, Any]:
+    csr = td.tokenize(pool.component(component), tokenizer, progress=False)
+    return td.token_counts(csr), td.token_stats(csr, lo=lo, hi=hi, ns=(1,))
+
+
+def _assert_same(res: RayTokenStats, counts: Any, stats: Any) -> None:
+    assert res.counts.dtype == np.int64 and res.df.dtype == np.int64
+    np.testing.assert_array_equal(res.counts, counts.counts)
+    np.testing.assert_array_equal(res.df, counts.df)
+    np.testing.assert_array_equal(res.lengths, counts.lengths)
+    np.testing.assert_array_equal(res.band, stats.incidence.labels)
+    assert res.incidence.n_types == stats.incidence.n_types
+    assert res.incidence.offsets.dtype == np.int64 and res.incidence.types.dtype == np.int32
+    np.testing.assert_array_equal(res.incidence.offsets, stats.incidence.offsets)
+    np.testing.assert_array_equal(res.incidence.types, stats.incidence.types)
+    assert res.token_stats() == stats  # every summary field, distinct-1 and entropy included
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_file_shards_match_local_engine(
+    ray_session: Any, shard_dir: Path, local_pool: td.Pool, tokenizer: Any
+) -> None:
+    res = token_stats_ray(
+        shard_dir, "response", tokenizer, lo=5, hi=400, num_blocks=3, allow_empty=True
+    )
+    counts, stats = _local(local_pool, "response", tokenizer, 5, 400)
+    assert res.n_samples == len(local_pool) == 1500 + 700 + 2017
+    assert res.num_blocks == 3
+    _assert_same(res, counts, stats)
+    assert res.incidence.nnz > 10_000  # a real band, not a trivial one
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_in_memory_pool_matches_local_engine(
+    ray_session: Any, local_pool: td.Pool, tokenizer: Any
+) -> None:
+    # relative thresholds resolve against the whole pool, not a block
+    res = token_stats_ray(local_pool, "instruction", None, lo="0.002x", hi="0.1x", num_blocks=5)
+    counts, stats = _local(local_pool, "instruction", tokenizer, "0.002x", "0.1x")
+    assert (res.lo, res.hi) == (stats.lo, stats.hi) == (9, 421)
+    _assert_same(res, counts, stats)
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_worker_killed_during_tokenize_is_retried(
+    ray_session: Any, local_pool: td.Pool, tokenizer: Any, tmp_path: Path
+) -> None:
+    marker = tmp_path / "crashed"
+
+    class CrashOnce:
+        """The real tokenizer, except that the first call anywhere kills its worker."""
+
+        def __init__(self, tok: Any, marker: str) -> None:
+            self.tok, self.marker = tok, marker
+
+        def get_vocab_size(self, with_added_tokens: bool = True) -> int:
+            return int(self.tok.get_vocab_size(with_added_tokens=with_added_tokens))
+
+        def encode_batch(self, texts: list[str], add_special_tokens: bool = False) -> Any:
+            try:
+                fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                return self.tok.encode_batch(texts, add_special_tokens=add_special_tokens)
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            os._exit(1)  # the worker process dies mid-block, as a lost node would
+
+    pool = local_pool.subset(np.arange(0, len(local_pool), 2))
+    res = token_stats_ray(
+        pool, "response", CrashOnce(tokenizer, str(marker)), lo=3, hi=300, num_blocks=4
+    )
+    assert marker.is_file()  # the crash did happen
+    assert int(marker.read_text()) != os.getpid()  # in a worker, not here
+    counts, stats = _local(pool, "response", tokenizer, 3, 300)
+    _assert_same(res, counts, stats)
+
+
+# ---- validation (no cluster needed) --------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_pool() -> td.Pool:
+    ins, res = ["add 2 and 2", "name a colour"], ["4", "blue"]
+    return td.Pool(["a", "b"], ins, res, ["t.jsonl"] * 2, [{"i": i} for i in range(2)])
+
+
+def test_bad_arguments_fail_before_the_cluster(tiny_pool: td.Pool) -> None:
+    local_pool = tiny_pool
+    with pytest.raises(ValueError, match="component"):
+        token_stats_ray(local_pool, "output")
+    with pytest.raises(ValueError, match="threshold"):
+        token_stats_ray(local_pool, "response", lo="ten")
+    with pytest.raises(TypeError, match="threshold"):
+        token_stats_ray(local_pool, "response", hi=2.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="num_blocks"):
+        token_stats_ray(local_pool, "response", num_blocks=0)
+    with pytest.raises(TypeError, match="num_blocks"):
+        token_stats_ray(local_pool, "response", num_blocks=2.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_retries"):
+        token_stats_ray(local_pool, "response", max_retries=-1)
+    with pytest.raises(TypeError, match="tokenizer"):
+        token_stats_ray(local_pool, "response", tokenizer=42)
+    with pytest.raises(FileNotFoundError, match="tokenizer"):
+        token_stats_ray(local_pool, "response", tokenizer="/nonexistent/tokenizer.json")
+    with pytest.raises(ValueError, match="no samples"):
+        token_stats_ray(local_pool.subset([]), "response")
+    with pytest.raises(td.PoolError, match="does not exist"):
+        token_stats_ray("/nonexistent/pool.jsonl", "response")
+    with pytest.raises(TypeError, match="list of paths"):
+        token_stats_ray([3], "response")
+
+
+def test_missing_ray_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(ImportError, match=r"pip install 'ray\[data\]"):
+        require_ray()
+
+
+def test_package_facade_is_lazy() -> None:
+    import tritondiv.distributed as dist
+
+    assert "token_stats_ray" in dist.__all__ and callable(dist.token_stats_ray)
+    with pytest.raises(AttributeError):
+        _ = dist.not_a_name  # type: ignore[attr-defined]
