@@ -3,8 +3,6 @@ incidence; a worker killed mid-tokenization changes nothing."""
 
 from __future__ import annotations
 
-import gzip
-import json
 import os
 import sys
 from pathlib import Path
@@ -18,42 +16,6 @@ from tritondiv.distributed import RayTokenStats, token_stats_ray
 from tritondiv.distributed._ray import require_ray
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.*")
-
-
-def _jsonl_lines(path: Path, start: int, stop: int) -> list[str]:
-    out = []
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        for i, line in enumerate(fh):
-            if i >= stop:
-                break
-            if i >= start:
-                out.append(line.rstrip("\n"))
-    return out
-
-
-@pytest.fixture(scope="module")
-def shard_dir(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Four real shards, three formats: T0 and GSM8K jsonl, Code Alpaca json (2 empty outputs)."""
-    root = tmp_path_factory.mktemp("shards")
-    t0 = _jsonl_lines(shared_data / "t0_50k.jsonl.gz", 0, 1500)
-    (root / "a_t0_0.jsonl").write_text("\n".join(t0[:800]) + "\n", encoding="utf-8")
-    (root / "b_t0_1.jsonl").write_text("\n".join(t0[800:]) + "\n", encoding="utf-8")
-    gsm = _jsonl_lines(shared_data / "gsm8k_train.jsonl.gz", 0, 700)
-    (root / "c_gsm8k.jsonl").write_text("\n".join(gsm) + "\n", encoding="utf-8")
-    with gzip.open(shared_data / "codealpaca_2k.json.gz", "rt", encoding="utf-8") as fh:
-        alpaca = json.load(fh)
-    (root / "d_alpaca.json").write_text(json.dumps(alpaca), encoding="utf-8")
-    return root
-
-
-@pytest.fixture(scope="module")
-def local_pool(shard_dir: Path) -> td.Pool:
-    return td.load_pool(shard_dir, allow_empty=True)
-
-
-@pytest.fixture(scope="module")
-def tokenizer() -> Any:
-    return td.load_tokenizer()
 
 
 def _local(pool: td.Pool, component: str, tokenizer: Any, lo: Any, hi: Any) -> tuple[Any, Any]:
@@ -92,10 +54,11 @@ def test_file_shards_match_local_engine(
 @pytest.mark.slow
 @pytest.mark.shared_data
 def test_in_memory_pool_matches_local_engine(
-    ray_session: Any, local_pool: td.Pool, tokenizer: Any
+    instruction_stats: RayTokenStats, local_pool: td.Pool, tokenizer: Any
 ) -> None:
-    # relative thresholds resolve against the whole pool, not a block
-    res = token_stats_ray(local_pool, "instruction", None, lo="0.002x", hi="0.1x", num_blocks=5)
+    # relative thresholds (lo="0.002x", hi="0.1x") resolve against the whole pool
+    res = instruction_stats
+    assert res.num_blocks == 5
     counts, stats = _local(local_pool, "instruction", tokenizer, "0.002x", "0.1x")
     assert (res.lo, res.hi) == (stats.lo, stats.hi) == (9, 421)
     _assert_same(res, counts, stats)
