@@ -42,11 +42,11 @@ def test_file_shards_match_local_engine(
     ray_session: Any, shard_dir: Path, local_pool: td.Pool, tokenizer: Any
 ) -> None:
     res = token_stats_ray(
-        shard_dir, "response", tokenizer, lo=5, hi=400, num_blocks=3, allow_empty=True
+        shard_dir, "response", tokenizer, lo=5, hi=400, num_blocks=6, allow_empty=True
     )
     counts, stats = _local(local_pool, "response", tokenizer, 5, 400)
     assert res.n_samples == len(local_pool) == 1500 + 700 + 2017
-    assert res.num_blocks == 3
+    assert res.num_blocks == 6  # 4 files split into 6 blocks
     _assert_same(res, counts, stats)
     assert res.incidence.nnz > 10_000  # a real band, not a trivial one
 

@@ -5,7 +5,8 @@ The pipeline (each stage a Ray Data ``map_batches`` over blocks, retried on work
 1. **texts** — an in-memory :class:`~tritondiv.Pool` is sliced into ``num_blocks``
    contiguous blocks; pool files are one task each, read with the pool's own record rule
    (:func:`_shard_texts`, the one place that maps records to texts here), then
-   repartitioned into ``num_blocks`` blocks. Every row keeps its key ``(shard, row)``.
+   repartitioned into ``num_blocks`` blocks when there are fewer files than that (else
+   each file streams on as its own block). Every row keeps its key ``(shard, row)``.
 2. **tokenize** — :func:`tritondiv.tokens.tokenize` with the tokenizer of the local engine;
    the token ids stay in an Arrow ``large_list<int32>`` column. The tokenized blocks are
    materialized once (the object store holds them) for the two passes below.
@@ -65,7 +66,7 @@ class RayTokenStats:
     incidence : Incidence
         The sample -> mid-band-type incidence in pool order (``labels`` = ``band``).
     num_blocks : int
-        Blocks the tokenized pool was split into.
+        Blocks the tokenized pool was held in.
     seconds : dict of str to float
         Wall time of each stage on the driver (``texts_tokenize``, ``count``, ``band``,
         ``gather``).
@@ -323,7 +324,9 @@ def token_stats_ray(
     address : str, optional
         Ray cluster to connect to when no session is running (default: a local one).
     num_blocks : int, optional
-        Blocks to tokenize and count in parallel (default: twice the cluster's CPUs).
+        Blocks to tokenize and count in parallel (default: twice the cluster's CPUs). Pool
+        files are split into this many blocks when there are fewer of them; more files
+        stay one block each.
     format, first_turn_only, skip_bad, allow_empty
         How pool files are read (as in :func:`tritondiv.load_pool`); ignored for a Pool.
     add_special_tokens : bool, default False
@@ -384,7 +387,9 @@ def token_stats_ray(
             batch_format="numpy",
             fn_kwargs={"component": component, "load_kwargs": load_kwargs},
             **remote,
-        ).repartition(num_blocks)
+        )
+        if len(paths) < num_blocks:  # fewer files than blocks: split them (a barrier)
+            ds = ds.repartition(num_blocks)
     tokens = quiet_remote_args(
         ds.map_batches,
         _tokenize_block,
@@ -397,6 +402,7 @@ def token_stats_ray(
         },
         **remote,
     ).materialize()
+    n_blocks = int(tokens.num_blocks())
     seconds["texts_tokenize"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -457,6 +463,6 @@ def token_stats_ray(
         lengths=lengths,
         band=band,
         incidence=incidence,
-        num_blocks=int(num_blocks),
+        num_blocks=n_blocks,
         seconds=seconds,
     )
