@@ -7,7 +7,7 @@ written as 8 jsonl shards (``prompt``/``completion``) so the file path is measur
 Stages timed:
 
 * local engine: ``load_pool`` (all shards), ``tokenize`` of the response, ``token_stats``
-  (lo=10, hi=500; distinct-1 only, as on Ray);
+  (lo=10, hi=500; distinct-1 and -2);
 * Ray, for each worker count (a fresh local session of that many CPUs; tokenizer and
   OpenMP threads pinned to 1 per worker so workers are the only parallelism):
   ``texts_tokenize`` (read shards + tokenize, materialized), ``count`` (per-block counts +
@@ -83,7 +83,7 @@ def run_local(folder: Path) -> tuple[dict[str, float], Any, Any]:
     sec["load_pool"], pool = timed(lambda: td.load_pool(folder))
     tok = td.load_tokenizer()
     sec["tokenize"], csr = timed(lambda: td.tokenize(pool.response, tok, progress=False))
-    sec["token_stats"], stats = timed(lambda: td.token_stats(csr, lo=LO, hi=HI, ns=(1,)))
+    sec["token_stats"], stats = timed(lambda: td.token_stats(csr, lo=LO, hi=HI))
     return sec, td.token_counts(csr), stats
 
 

@@ -167,7 +167,7 @@ def test_greedi_from_embeddings_builds_the_same_objective(
 @pytest.mark.shared_data
 def test_ladder_on_the_gathered_incidence(instruction_stats: Any, local_pool: td.Pool) -> None:
     csr = td.tokenize(local_pool.instruction, progress=False)
-    local = td.token_stats(csr, lo="0.002x", hi="0.1x", ns=(1,))
+    local = td.token_stats(csr, lo="0.002x", hi="0.1x")
     levels = (0.0, 0.5, 1.0)
     got = select_types_ladder_ray(instruction_stats, 300, levels, seed=1)
     want = td.select_types_ladder(local.incidence, 300, levels, seed=1)

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.*")
 
 def _local(pool: td.Pool, component: str, tokenizer: Any, lo: Any, hi: Any) -> tuple[Any, Any]:
     csr = td.tokenize(pool.component(component), tokenizer, progress=False)
-    return td.token_counts(csr), td.token_stats(csr, lo=lo, hi=hi, ns=(1,))
+    return td.token_counts(csr), td.token_stats(csr, lo=lo, hi=hi)  # ns=(1, 2)
 
 
 def _assert_same(res: RayTokenStats, counts: Any, stats: Any) -> None:
@@ -33,7 +33,8 @@ def _assert_same(res: RayTokenStats, counts: Any, stats: Any) -> None:
     assert res.incidence.offsets.dtype == np.int64 and res.incidence.types.dtype == np.int32
     np.testing.assert_array_equal(res.incidence.offsets, stats.incidence.offsets)
     np.testing.assert_array_equal(res.incidence.types, stats.incidence.types)
-    assert res.token_stats() == stats  # every summary field, distinct-1 and entropy included
+    assert res.distinct == stats.distinct  # distinct-1 and distinct-2, exact
+    assert res.token_stats() == stats  # every summary field, entropy included
 
 
 @pytest.mark.slow
@@ -146,3 +147,24 @@ def test_package_facade_is_lazy() -> None:
     assert "token_stats_ray" in dist.__all__ and callable(dist.token_stats_ray)
     with pytest.raises(AttributeError):
         _ = dist.not_a_name  # type: ignore[attr-defined]
+
+
+def test_bigram_keys_match_a_python_reference() -> None:
+    from tritondiv.distributed.token_stats import _bigram_keys
+
+    rows = [[], [5], [1, 2, 1, 2], [], [2, 1], [7, 7, 7], [3]]
+    csr = td.TokenCSR.from_lists(rows, vocab_size=8)
+    keys, total = _bigram_keys(csr.offsets, csr.ids, 8)
+    pairs = {(r[j], r[j + 1]) for r in rows for j in range(len(r) - 1)}
+    assert sorted(a * 8 + b for a, b in pairs) == keys.tolist()
+    assert total == sum(max(len(r) - 1, 0) for r in rows) == 6
+    from tritondiv import _core
+
+    distinct, n = _core.distinct_ngrams(csr.offsets, csr.ids, 8, 2)
+    assert (keys.size, total) == (distinct, n)  # the core's exact distinct-2
+    assert _bigram_keys(np.zeros(1, np.int64), np.zeros(0, np.int32), 8)[1] == 0
+
+
+def test_only_distinct_1_and_2_on_ray(tiny_pool: td.Pool) -> None:
+    with pytest.raises(ValueError, match="ns"):
+        token_stats_ray(tiny_pool, "response", ns=(1, 3))

@@ -17,8 +17,8 @@ The pipeline (each stage a Ray Data ``map_batches`` over blocks, retried on work
    core's band incidence against the *global* counts; the driver sorts the rows by their
    key, so the incidence has the local engine's offsets and types, sample for sample.
 
-Distinct-n for ``n >= 2`` needs the set of all n-grams and is not computed here;
-:meth:`RayTokenStats.token_stats` reports distinct-1 (exact from the counts).
+Distinct-1 comes from the counts; distinct-2 from the union of each block's distinct
+bigram keys (exact, as the core's); distinct-3/4 (hashed in the core) are not computed.
 """
 
 from __future__ import annotations
@@ -65,6 +65,8 @@ class RayTokenStats:
         ``int32[B]`` the mid-band token ids, increasing (type ``t`` is token ``band[t]``).
     incidence : Incidence
         The sample -> mid-band-type incidence in pool order (``labels`` = ``band``).
+    distinct : dict of int to float
+        Distinct-n over the whole set for each requested n (1 and/or 2).
     num_blocks : int
         Blocks the tokenized pool was held in.
     seconds : dict of str to float
@@ -83,14 +85,15 @@ class RayTokenStats:
     lengths: np.ndarray = field(repr=False)
     band: np.ndarray = field(repr=False)
     incidence: Incidence = field(repr=False)
+    distinct: dict[int, float] = field(default_factory=dict)
     num_blocks: int = 0
     seconds: dict[str, float] = field(default_factory=dict, compare=False)
 
     def token_stats(self) -> TokenStats:
-        """The summary :class:`~tritondiv.stats.TokenStats` (distinct-1 only).
+        """The summary :class:`~tritondiv.stats.TokenStats`.
 
         Equal, field for field, to ``tritondiv.stats.token_stats(tokens, lo=..., hi=...,
-        ns=(1,))`` of the locally tokenized component.
+        ns=...)`` of the locally tokenized component, with the same ``ns``.
         """
         from tritondiv._runtime import _core
 
@@ -114,7 +117,7 @@ class RayTokenStats:
             mid_tokens=int(counts[self.band].sum()),
             mean_mid_types=float(row_types.mean()) if n else math.nan,
             samples_without_types=int((row_types == 0).sum()),
-            distinct={1: float(int(used.sum())) / n_tokens if n_tokens else math.nan},
+            distinct=dict(self.distinct),
             entropy_nats=h,
             entropy_bits=h / math.log(2),
             mean_length=float(lengths.mean()) if n else math.nan,
@@ -208,15 +211,47 @@ def _block_csr(batch: Any, vocab_size: int) -> Any:
     return TokenCSR(offsets, ids, vocab_size)
 
 
-def _count_block(batch: Any, vocab_size: int) -> dict[str, np.ndarray]:
+def _bigram_keys(offsets: np.ndarray, ids: np.ndarray, vocab_size: int) -> tuple[np.ndarray, int]:
+    """Distinct bigrams of a CSR as sorted ``a * vocab_size + b`` keys, and the bigram total.
+
+    Exact (``vocab_size < 2**31`` so a key fits in 63 bits), like the core's distinct-2;
+    bigrams never cross a sample boundary.
+    """
+    nnz = ids.size
+    if nnz < 2:
+        return np.zeros(0, dtype=np.int64), 0
+    valid = np.ones(nnz - 1, dtype=bool)
+    ends = offsets[1:] - 1  # the last token of each sample starts no bigram
+    valid[ends[(ends >= 0) & (ends < nnz - 1)]] = False
+    a = ids[:-1].astype(np.int64)[valid]
+    keys = a * np.int64(vocab_size) + ids[1:].astype(np.int64)[valid]
+    total = int(np.maximum(np.diff(offsets) - 1, 0).sum())
+    return np.unique(keys), total
+
+
+def _count_block(batch: Any, vocab_size: int, bigrams: bool) -> Any:
+    import pyarrow as pa
+
     from tritondiv.stats import token_counts
 
-    tc = token_counts(_block_csr(batch, vocab_size))
-    return {
-        "rows": np.array([batch.num_rows], dtype=np.int64),
-        "counts": tc.counts[None, :],
-        "df": tc.df[None, :],
-    }
+    csr = _block_csr(batch, vocab_size)
+    tc = token_counts(csr)
+    keys, total = (
+        _bigram_keys(csr.offsets, csr.ids, vocab_size) if bigrams else (np.zeros(0, np.int64), 0)
+    )
+
+    def one_row(values: np.ndarray) -> Any:
+        return pa.LargeListArray.from_arrays(pa.array([0, values.size]), pa.array(values))
+
+    return pa.table(
+        {
+            "rows": pa.array([batch.num_rows], type=pa.int64()),
+            "counts": one_row(tc.counts),
+            "df": one_row(tc.df),
+            "bigrams": one_row(keys),
+            "n_bigrams": pa.array([total], type=pa.int64()),
+        }
+    )
 
 
 def _band_block(batch: Any, vocab_size: int, counts: np.ndarray, lo: int, hi: int) -> Any:
@@ -243,6 +278,16 @@ def _band_block(batch: Any, vocab_size: int, counts: np.ndarray, lo: int, hi: in
 
 
 # ---- the driver ---------------------------------------------------------------------------
+
+
+def _stacked(column: Any, width: int) -> np.ndarray:
+    """The one-row-per-block list column as an ``int64[blocks, width]`` matrix."""
+    _offsets, values = _list_csr(column)
+    return np.asarray(values, dtype=np.int64).reshape(-1, width)
+
+
+def pc_sum(column: Any) -> int:
+    return int(np.asarray(column.to_numpy(), dtype=np.int64).sum())
 
 
 def _check_blocks(num_blocks: int | None) -> int | None:
@@ -302,6 +347,7 @@ def token_stats_ray(
     add_special_tokens: bool = False,
     batch_size: int = 2048,
     max_retries: int = 3,
+    ns: tuple[int, ...] = (1, 2),
 ) -> RayTokenStats:
     """Token counts, document frequencies and the band incidence of a pool, on Ray.
 
@@ -335,6 +381,9 @@ def token_stats_ray(
         Texts per tokenizer call inside a block.
     max_retries : int, default 3
         Times Ray reruns a block's task whose worker died.
+    ns : tuple of int, default (1, 2)
+        Orders of the distinct-n ratios, 1 and/or 2 (exact: each block ships its distinct
+        bigrams, the driver takes their union). 3 and 4 are not computed on Ray.
 
     Returns
     -------
@@ -347,6 +396,9 @@ def token_stats_ray(
     resolve_threshold(lo, 1)  # type and syntax errors now, not after the cluster ran
     resolve_threshold(hi, 1, upper=True)
     num_blocks = _check_blocks(num_blocks)
+    if not isinstance(ns, tuple | list) or any(isinstance(n, bool) or n not in (1, 2) for n in ns):
+        raise ValueError(f"ns must hold orders 1 and/or 2 on Ray, got {ns!r}")
+    ns = tuple(int(n) for n in ns)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
@@ -414,13 +466,19 @@ def token_stats_ray(
         _count_block,
         batch_size=None,
         batch_format="pyarrow",
-        fn_kwargs={"vocab_size": vocab_size},
+        fn_kwargs={"vocab_size": vocab_size, "bigrams": 2 in ns},
         **remote,
     )
-    for b in per_block.iter_batches(batch_size=None, batch_format="numpy"):
-        n_samples += int(b["rows"].sum())
-        counts += b["counts"].sum(axis=0, dtype=np.int64)
-        df += b["df"].sum(axis=0, dtype=np.int64)
+    grams = np.zeros(0, dtype=np.int64)
+    n_bigrams = 0
+    for b in per_block.iter_batches(batch_size=None, batch_format="pyarrow"):
+        n_samples += int(pc_sum(b.column("rows")))
+        n_bigrams += int(pc_sum(b.column("n_bigrams")))
+        counts += _stacked(b.column("counts"), vocab_size).sum(axis=0, dtype=np.int64)
+        df += _stacked(b.column("df"), vocab_size).sum(axis=0, dtype=np.int64)
+        _o, keys = _list_csr(b.column("bigrams"))
+        if keys.size:
+            grams = np.union1d(grams, keys)  # the union of the blocks' distinct bigrams
     seconds["count"] = time.perf_counter() - t0
     if n_samples == 0:
         raise ValueError("source: the pool has no samples")
@@ -451,10 +509,16 @@ def token_stats_ray(
     incidence = Incidence(inc_offsets, inc_types, int(band.size), labels=band)
     seconds["gather"] = time.perf_counter() - t0
     del tokens
+    n_tokens = int(lengths.sum())
+    distinct: dict[int, float] = {}
+    for n in ns:
+        found = int((counts > 0).sum()) if n == 1 else int(grams.size)
+        possible = n_tokens if n == 1 else n_bigrams
+        distinct[n] = float(found) / possible if possible else math.nan
     return RayTokenStats(
         component=component,
         n_samples=n_samples,
-        n_tokens=int(lengths.sum()),
+        n_tokens=n_tokens,
         vocab_size=vocab_size,
         lo=lo_c,
         hi=hi_c,
@@ -463,6 +527,7 @@ def token_stats_ray(
         lengths=lengths,
         band=band,
         incidence=incidence,
+        distinct=distinct,
         num_blocks=n_blocks,
         seconds=seconds,
     )
