@@ -65,16 +65,13 @@ def test_in_memory_pool_matches_local_engine(
     _assert_same(res, counts, stats)
 
 
-@pytest.mark.slow
-@pytest.mark.shared_data
-def test_worker_killed_during_tokenize_is_retried(
-    ray_session: Any, local_pool: td.Pool, tokenizer: Any, tmp_path: Path
-) -> None:
-    marker = tmp_path / "crashed"
+def _crash_once_tokenizer(tok: Any, marker: Path) -> Any:
+    """The real tokenizer, except that its first call anywhere kills its worker process.
+
+    The class is local, so Ray ships it by value to the workers.
+    """
 
     class CrashOnce:
-        """The real tokenizer, except that the first call anywhere kills its worker."""
-
         def __init__(self, tok: Any, marker: str) -> None:
             self.tok, self.marker = tok, marker
 
@@ -90,14 +87,37 @@ def test_worker_killed_during_tokenize_is_retried(
             os.close(fd)
             os._exit(1)  # the worker process dies mid-block, as a lost node would
 
+    return CrashOnce(tok, str(marker))
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_worker_killed_during_tokenize_is_retried(
+    ray_session: Any, local_pool: td.Pool, tokenizer: Any, tmp_path: Path
+) -> None:
+    marker = tmp_path / "crashed"
     pool = local_pool.subset(np.arange(0, len(local_pool), 2))
     res = token_stats_ray(
-        pool, "response", CrashOnce(tokenizer, str(marker)), lo=3, hi=300, num_blocks=4
+        pool, "response", _crash_once_tokenizer(tokenizer, marker), lo=3, hi=300, num_blocks=4
     )
     assert marker.is_file()  # the crash did happen
     assert int(marker.read_text()) != os.getpid()  # in a worker, not here
     counts, stats = _local(pool, "response", tokenizer, 3, 300)
     _assert_same(res, counts, stats)
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_without_retries_the_lost_worker_is_an_error(
+    ray_session: Any, local_pool: td.Pool, tokenizer: Any, tmp_path: Path
+) -> None:
+    marker = tmp_path / "crashed"
+    pool = local_pool.subset(np.arange(0, 400))
+    with pytest.raises(ray_session.exceptions.WorkerCrashedError, match="worker died"):
+        token_stats_ray(
+            pool, "response", _crash_once_tokenizer(tokenizer, marker), num_blocks=2, max_retries=0
+        )
+    assert marker.is_file()
 
 
 # ---- validation (no cluster needed) --------------------------------------------------------
