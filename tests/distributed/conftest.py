@@ -4,7 +4,7 @@ and a real sharded pool with its token statistics computed once on the cluster."
 from __future__ import annotations
 
 import gzip
-import importlib.util
+import importlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,9 +14,12 @@ import pytest
 
 import tritondiv as td
 
-HAS_RAY = (
-    importlib.util.find_spec("ray") is not None and importlib.util.find_spec("ray.data") is not None
-)
+try:
+    importlib.import_module("ray")
+    importlib.import_module("ray.data")
+    HAS_RAY = True
+except ImportError:
+    HAS_RAY = False
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ incidence; a worker killed mid-tokenization changes nothing."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -161,10 +162,20 @@ def test_missing_ray_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> Non
         require_ray()
 
 
-def test_package_facade_is_lazy() -> None:
+def test_importing_the_package_does_not_import_ray() -> None:
+    code = (
+        "import sys, tritondiv.distributed as d\n"
+        "from tritondiv.distributed import token_stats_ray, facility_location_greedi\n"
+        "assert 'token_stats_ray' in d.__all__\n"
+        "print('ray' in sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(td.__file__).resolve().parents[1])}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert out.stdout.strip() == "False"
     import tritondiv.distributed as dist
 
-    assert "token_stats_ray" in dist.__all__ and callable(dist.token_stats_ray)
     with pytest.raises(AttributeError):
         _ = dist.not_a_name  # type: ignore[attr-defined]
 
