@@ -55,6 +55,22 @@ def test_file_shards_match_local_engine(
 
 @pytest.mark.slow
 @pytest.mark.shared_data
+def test_relative_file_list_keeps_its_order(
+    ray_session: Any, shard_dir: Path, tokenizer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(shard_dir)  # the workers run elsewhere: paths must be resolved first
+    files = ["c_gsm8k.jsonl", "a_t0_0.jsonl"]  # a list is read in the order given
+    from tritondiv.tokens import _default_tokenizer_path
+
+    res = token_stats_ray(files, "instruction", str(_default_tokenizer_path()), lo=2, hi=50)
+    pool = td.load_pool(files)
+    assert pool.instruction[0].startswith("Natalia")  # GSM8K first
+    counts, stats = _local(pool, "instruction", tokenizer, 2, 50)
+    _assert_same(res, counts, stats)
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
 def test_in_memory_pool_matches_local_engine(
     instruction_stats: RayTokenStats, local_pool: td.Pool, tokenizer: Any
 ) -> None:
@@ -138,6 +154,8 @@ def test_bad_arguments_fail_before_the_cluster(tiny_pool: td.Pool) -> None:
         token_stats_ray(local_pool, "response", lo="ten")
     with pytest.raises(TypeError, match="threshold"):
         token_stats_ray(local_pool, "response", hi=2.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="format"):
+        token_stats_ray(local_pool, "response", format="csv")
     with pytest.raises(ValueError, match="num_blocks"):
         token_stats_ray(local_pool, "response", num_blocks=0)
     with pytest.raises(TypeError, match="num_blocks"):

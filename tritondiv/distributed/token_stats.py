@@ -313,14 +313,15 @@ def _shard_paths(source: Any) -> list[str]:
                 f"source: expected a Pool, a path or a list of paths, got an entry of type "
                 f"{type(s).__name__}"
             )
-    return [str(p) for s in sources for p, _rel in _expand(s)]
+    # absolute: the workers do not share the driver's working directory
+    return [str(Path(p).resolve()) for s in sources for p, _rel in _expand(s)]
 
 
 def _vocab_size(tokenizer: Any) -> tuple[Any, int]:
     from tritondiv.tokens import load_tokenizer
 
     if tokenizer is None or isinstance(tokenizer, str | os.PathLike):
-        spec = None if tokenizer is None else str(Path(tokenizer))
+        spec = None if tokenizer is None else str(Path(tokenizer).resolve())
         tok = load_tokenizer(spec)  # validates the path here, before any task starts
         return spec, int(tok.get_vocab_size(with_added_tokens=True))
     if not hasattr(tokenizer, "get_vocab_size"):
@@ -359,7 +360,8 @@ def token_stats_ray(
     ----------
     source : Pool, str, os.PathLike or sequence of paths
         An in-memory pool, or pool files / directories as :func:`tritondiv.load_pool`
-        reads them (each file becomes one read task).
+        reads them (each file becomes one read task; on a multi-node cluster the paths
+        must be readable from every node, e.g. shared storage).
     component : {"instruction", "response"}
         Which text of each sample.
     tokenizer : tokenizers.Tokenizer, str or os.PathLike, optional
@@ -389,12 +391,14 @@ def token_stats_ray(
     -------
     RayTokenStats
     """
-    from tritondiv.pool import Pool
+    from tritondiv.pool import FORMATS, Pool
 
     if component not in _COMPONENTS:
         raise ValueError(f"component must be one of {_COMPONENTS}, got {component!r}")
     resolve_threshold(lo, 1)  # type and syntax errors now, not after the cluster ran
     resolve_threshold(hi, 1, upper=True)
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}; got {format!r}")
     num_blocks = _check_blocks(num_blocks)
     if not isinstance(ns, tuple | list) or any(isinstance(n, bool) or n not in (1, 2) for n in ns):
         raise ValueError(f"ns must hold orders 1 and/or 2 on Ray, got {ns!r}")
