@@ -214,6 +214,14 @@ def test_bigram_keys_match_a_python_reference() -> None:
     assert _bigram_keys(np.zeros(1, np.int64), np.zeros(0, np.int32), 8)[1] == 0
 
 
+def test_union_size_matches_a_set(rng: np.random.Generator) -> None:
+    from tritondiv.distributed.token_stats import _union_size
+
+    for k in (0, 1, 2, 5):
+        sets = [np.unique(rng.integers(0, 50, size=20)) for _ in range(k)]
+        assert _union_size(sets) == len({int(x) for s in sets for x in s})
+
+
 def test_only_distinct_1_and_2_on_ray(tiny_pool: td.Pool) -> None:
     with pytest.raises(ValueError, match="ns"):
         token_stats_ray(tiny_pool, "response", ns=(1, 3))

@@ -229,6 +229,14 @@ def _bigram_keys(offsets: np.ndarray, ids: np.ndarray, vocab_size: int) -> tuple
     return np.unique(keys), total
 
 
+def _union_size(sets: list[np.ndarray]) -> int:
+    """Size of the union of sorted, duplicate-free key arrays (merged pairwise, as a tree)."""
+    while len(sets) > 1:
+        merged = [np.union1d(a, b) for a, b in zip(sets[::2], sets[1::2], strict=False)]
+        sets = merged + ([sets[-1]] if len(sets) % 2 else [])
+    return int(sets[0].size) if sets else 0
+
+
 def _count_block(batch: Any, vocab_size: int, bigrams: bool) -> Any:
     import pyarrow as pa
 
@@ -473,7 +481,7 @@ def token_stats_ray(
         fn_kwargs={"vocab_size": vocab_size, "bigrams": 2 in ns},
         **remote,
     )
-    grams = np.zeros(0, dtype=np.int64)
+    gram_sets: list[np.ndarray] = []
     n_bigrams = 0
     for b in per_block.iter_batches(batch_size=None, batch_format="pyarrow"):
         n_samples += int(pc_sum(b.column("rows")))
@@ -482,7 +490,8 @@ def token_stats_ray(
         df += _stacked(b.column("df"), vocab_size).sum(axis=0, dtype=np.int64)
         _o, keys = _list_csr(b.column("bigrams"))
         if keys.size:
-            grams = np.union1d(grams, keys)  # the union of the blocks' distinct bigrams
+            gram_sets.append(np.asarray(keys, dtype=np.int64))
+    n_distinct_bigrams = _union_size(gram_sets)
     seconds["count"] = time.perf_counter() - t0
     if n_samples == 0:
         raise ValueError("source: the pool has no samples")
@@ -516,7 +525,7 @@ def token_stats_ray(
     n_tokens = int(lengths.sum())
     distinct: dict[int, float] = {}
     for n in ns:
-        found = int((counts > 0).sum()) if n == 1 else int(grams.size)
+        found = int((counts > 0).sum()) if n == 1 else n_distinct_bigrams
         possible = n_tokens if n == 1 else n_bigrams
         distinct[n] = float(found) / possible if possible else math.nan
     return RayTokenStats(
