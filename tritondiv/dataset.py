@@ -632,52 +632,9 @@ def read_dataset(
 
 
 def _load_records(data: Path, **kwargs: Any) -> Pool:
-    from tritondiv import pool as pool_mod
+    from tritondiv.pool import load_pool
 
-    if kwargs["format"] in pool_mod.FORMATS:
-        return pool_mod.load_pool(str(data), **kwargs)
-    if "mixed" not in pool_mod.FORMATS:  # TEMPORARY until the pool package lands
-        return _mixed_pool_fallback(data, **kwargs)
-    return pool_mod.load_pool(str(data), **kwargs)
-
-
-# TEMPORARY until the pool package lands: format="mixed" of tritondiv.pool.load_pool
-# (per-record detection through tritondiv.pool.record_texts) does not exist yet; this reads
-# data.jsonl per record with json and the existing rules of tritondiv.pool's internals.
-def _mixed_pool_fallback(
-    data: Path,
-    *,
-    format: str,
-    first_turn_only: bool = False,
-    allow_empty: bool = False,
-    limit: int | None = None,
-) -> Pool:
-    from tritondiv import pool as P
-
-    text = data.read_text(encoding="utf-8-sig")
-    records: list[dict[str, Any]] = []
-    ins: list[str] = []
-    res: list[str] = []
-    ids: list[str] = []
-    for n, line in enumerate(text.split("\n"), 1):
-        if limit is not None and len(records) >= limit:
-            break
-        if not line or line.isspace():
-            continue
-        parsed = P._parse_lines([line])
-        block = P._Block(str(data), data.name, records=parsed, lines=np.array([n]))
-        _fmt, texts = P._block_texts(block, "auto", first_turn_only, allow_empty)
-        if texts.problems:
-            field, reason = texts.problems[0]
-            raise P.PoolError(reason, path=str(data), line=n, field=field)
-        rec = parsed[0]
-        records.append(rec)
-        ins.append(texts.instruction[0])
-        res.append(texts.response[0])
-        ids.append(f"{data.name}:{len(ids)}" if rec.get("id") is None else str(rec["id"]))
-    if not records and limit != 0:
-        raise P.PoolError("is empty (no JSON lines)", path=str(data))
-    return P.Pool(P._unique_ids(ids), ins, res, [str(data)] * len(ids), records)
+    return load_pool(str(data), **kwargs)
 
 
 def find_datasets(root: str | os.PathLike[str]) -> list[tuple[Path, dict[str, Any]]]:
