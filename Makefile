@@ -15,7 +15,7 @@ PIP := $(BIN)/python -m pip --quiet
 TORCH := torch==2.13.0
 BUILD_TOOLS := "scikit-build-core>=0.10" "pybind11>=2.13"
 DEMO_EXTRAS := demo,embed,report
-TEST_EXTRAS := demo,embed,gpu,sft,report,bench,dev
+TEST_EXTRAS := demo,embed,gpu,sft,report,ray,bench,dev
 DEMO_STAMP := $(VENV)/.tritondiv-deps-demo
 TEST_STAMP := $(VENV)/.tritondiv-deps-test
 DIST_STAMP := $(VENV)/.tritondiv-dist-tools

@@ -23,11 +23,16 @@ _EXPORTS: dict[str, str] = {
     "Pool": "tritondiv.pool",
     "PoolError": "tritondiv.pool",
     "load_pool": "tritondiv.pool",
-    "default_pool": "tritondiv.sharegpt",
+    "default_pool": "tritondiv.pool",
+    "record_texts": "tritondiv.pool",
+    # the dataset folder
+    "read_dataset": "tritondiv.dataset",
+    "read_ladder": "tritondiv.dataset",
     # tokens and token statistics
     "TokenCSR": "tritondiv.tokens",
     "load_tokenizer": "tritondiv.tokens",
     "tokenize": "tritondiv.tokens",
+    "tokenizer_identity": "tritondiv.tokens",
     "TokenStats": "tritondiv.stats",
     "token_counts": "tritondiv.stats",
     "band_incidence": "tritondiv.stats",
@@ -46,6 +51,8 @@ _EXPORTS: dict[str, str] = {
     "facility_location": "tritondiv.select",
     "threshold_filter": "tritondiv.select",
     "random_select": "tritondiv.select",
+    "uniform_types": "tritondiv.select",
+    "uniform_types_ladder": "tritondiv.select",
     # dissimilarity kernels
     "nearest": "tritondiv.kernels",
     "topk": "tritondiv.kernels",
@@ -72,9 +79,10 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from tritondiv._runtime import env_info, num_threads, openmp_enabled, set_num_threads
+    from tritondiv.dataset import read_dataset, read_ladder
     from tritondiv.incidence import Incidence
     from tritondiv.kernels import kmeans, knn_graph, mean_dissimilarity, nearest, topk
-    from tritondiv.pool import Pool, PoolError, load_pool
+    from tritondiv.pool import Pool, PoolError, default_pool, load_pool, record_texts
     from tritondiv.select import (
         PruneResult,
         SelectionResult,
@@ -86,8 +94,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         select_types,
         select_types_ladder,
         threshold_filter,
+        uniform_types,
+        uniform_types_ladder,
     )
-    from tritondiv.sharegpt import default_pool
     from tritondiv.stats import (
         TokenStats,
         band_incidence,
@@ -96,4 +105,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         token_entropy,
         token_stats,
     )
-    from tritondiv.tokens import TokenCSR, load_tokenizer, tokenize
+    from tritondiv.tokens import TokenCSR, load_tokenizer, tokenize, tokenizer_identity

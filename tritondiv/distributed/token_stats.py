@@ -310,7 +310,7 @@ def _check_blocks(num_blocks: int | None) -> int | None:
 
 def _shard_paths(source: Any) -> list[str]:
     """Pool files of a source (a path or a list of paths), in the order load_pool reads them."""
-    from tritondiv.pool import _expand
+    from tritondiv.pool.readers import expand
 
     sources = [source] if isinstance(source, str | os.PathLike) else list(source)
     if not sources:
@@ -322,7 +322,7 @@ def _shard_paths(source: Any) -> list[str]:
                 f"{type(s).__name__}"
             )
     # absolute: the workers do not share the driver's working directory
-    return [str(Path(p).resolve()) for s in sources for p, _rel in _expand(s)]
+    return [str(Path(p).resolve()) for s in sources for p, _rel in expand(s)]
 
 
 def _vocab_size(tokenizer: Any) -> tuple[Any, int]:
@@ -497,9 +497,9 @@ def token_stats_ray(
         raise ValueError("source: the pool has no samples")
 
     from tritondiv._runtime import _core
-    from tritondiv.stats import _band_bounds
+    from tritondiv.stats import resolve_band
 
-    lo_c, hi_c = _band_bounds(lo, hi, n_samples)
+    lo_c, hi_c = resolve_band(lo, hi, n_samples)
     _o, _t, band = _core.band_incidence(
         np.zeros(1, np.int64), np.zeros(0, np.int32), vocab_size, counts, lo_c, hi_c
     )
