@@ -206,3 +206,9 @@ def test_ladder_progress_names_each_stage(
         "write random level 3/3",
     ):
         assert stage in err, stage
+    from tritondiv.ladder import select_dataset
+
+    select_dataset(pool, "random", 0.5, 20, tmp_path / "one", options=opts, bleu_sample=10)
+    err = capsys.readouterr().err
+    for stage in ("select random level 0.5", "types response-macro", "metrics random"):
+        assert stage in err, stage
