@@ -192,14 +192,25 @@ def select_dataset(
         raise ValueError(f"level must lie in [0, 1], got {level}")
     strategy_spec(strategy)
     features = _features_for(pool, options, features, seed)
-    (sel,) = run_strategy(strategy, features, size, [float(level)], seed)
-    sel.pool = pool_info or pool_meta(pool)
-    if metrics:
-        sel.metrics = dataset_metrics(features, sel.indices, seed=seed, bleu_sample=bleu_sample)
-    sel.timings = dict(features.timings)
-    records = pool.records
-    with dataset_lock(out):
-        return write_dataset(out, [records[i] for i in sel.indices], _manifest(sel))
+    bar = _StageBar(1, features.progress)
+    features.on_stage = bar.stage
+    try:
+        bar.stage(f"select {strategy} level {float(level):g}")
+        (sel,) = run_strategy(strategy, features, size, [float(level)], seed)
+        sel.pool = pool_info or pool_meta(pool)
+        if metrics:
+            bar.stage(f"metrics {strategy}")
+            sel.metrics = dataset_metrics(features, sel.indices, seed=seed, bleu_sample=bleu_sample)
+        sel.timings = dict(features.timings)
+        records = pool.records
+        bar.stage(f"write {strategy}")
+        with dataset_lock(out):
+            man = write_dataset(out, [records[i] for i in sel.indices], _manifest(sel))
+        bar.advance()
+        return man
+    finally:
+        features.on_stage = None
+        bar.close()
 
 
 class _StageBar:

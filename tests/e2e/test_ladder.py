@@ -173,3 +173,42 @@ def test_ladder_refuses_another_pool_and_bad_sizes(mixed: dict, tmp_path: Path) 
         pool, 50, out, levels=2, strategies="random", options=_opts(mixed), report=False
     )
     assert again["status"] == "finished"
+
+
+def test_ladder_progress_names_each_stage(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Forced bars (progress=True) say the stage, its component and the counts; with the
+    default (None) and stderr not a terminal nothing is drawn."""
+    from tritondiv.pool import load_pool
+
+    pool = load_pool(str(shared_data / "gsm8k_train.jsonl.gz"), limit=120)
+    kw = {"levels": 3, "strategies": "response-micro,random", "report": False, "bleu_sample": 10}
+    emb = {}
+    for comp in ("instruction", "response"):
+        X = np.load(shared_data / "embeddings" / f"minilm_{comp}.f16.npy", mmap_mode="r")
+        emb[f"embeddings_{comp}"] = str(tmp_path / f"{comp}.npy")
+        np.save(emb[f"embeddings_{comp}"], np.asarray(X[71_333 : 71_333 + 120]))
+    run_ladder(pool, 20, tmp_path / "quiet", options=FeatureOptions(cache=False, **emb), **kw)
+    assert capsys.readouterr().err == ""
+    opts = FeatureOptions(progress=True, cache=False, **emb)
+    run_ladder(pool, 20, tmp_path / "bars", options=opts, **kw)
+    err = capsys.readouterr().err
+    for stage in (
+        "tokenize response",
+        "tokenize instruction",
+        "types response-micro",
+        "embed response",
+        "types response-macro",
+        "select response-micro 3 levels",
+        "select random (response) 3 levels",
+        "metrics response-micro level 2/3",
+        "write random level 3/3",
+    ):
+        assert stage in err, stage
+    from tritondiv.ladder import select_dataset
+
+    select_dataset(pool, "random", 0.5, 20, tmp_path / "one", options=opts, bleu_sample=10)
+    err = capsys.readouterr().err
+    for stage in ("select random level 0.5", "types response-macro", "metrics random"):
+        assert stage in err, stage

@@ -591,3 +591,17 @@ def test_keyphrase_tags_per_sample_on_real_slice(shared_data: Path) -> None:
     # even on this small slice (about 3 per sample on a 1,000-sample slice)
     assert rep.tags_per_sample_mean >= 1.5
     assert rep.untagged <= 0.15 * len(texts)
+
+
+def test_each_tagger_has_its_module_and_the_old_paths_work() -> None:
+    import tritondiv.features as F
+    from tritondiv.features import keyphrase, llm_tagger, tags
+
+    assert tags.KeyphraseTagger is keyphrase.KeyphraseTagger is F.KeyphraseTagger
+    assert tags.LLMTagger is llm_tagger.LLMTagger is F.LLMTagger
+    assert tags.extract_candidates is keyphrase.extract_candidates
+    assert tags.STOPWORDS is keyphrase.STOPWORDS
+    assert tags.parse_tag_list is llm_tagger.parse_tag_list
+    assert tags.find_packaged_smollm2 is llm_tagger.find_packaged_smollm2
+    assert tags.ColumnTagger is F.ColumnTagger and tags.tag_pool is F.tag_pool
+    assert isinstance(tags.ColumnTagger("tags"), tags.Tagger)
