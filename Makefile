@@ -158,6 +158,9 @@ fuzz: install
 # tritondiv/ in build-sanitize/stage, and the C++-facing tests run against it. Python is
 # not instrumented, so the ASan runtime is preloaded; leaks are not reported (the
 # interpreter keeps memory until exit by design); undefined behaviour stops the run.
+# libstdc++ is preloaded too: the python binary does not link it, and ASan's __cxa_throw
+# interceptor must find it when it starts. --capture=sys leaves file descriptor 2 alone,
+# so a sanitizer report reaches the terminal even when it ends the process.
 SAN_DIR := build-sanitize
 SAN_TESTS ?= tests/engine/test_select.py tests/engine/test_stats.py tests/kernels/test_cpu.py \
 	tests/engine/test_core_boundary.py tests/engine/test_core_fuzz.py
@@ -171,8 +174,8 @@ sanitize: env
 	cp -r tritondiv $(SAN_DIR)/stage/tritondiv
 	rm -f $(SAN_DIR)/stage/tritondiv/_core*.so && cp $(SAN_DIR)/_core*.so $(SAN_DIR)/stage/tritondiv/
 	PYTHONPATH=$(abspath $(SAN_DIR)/stage) \
-		LD_PRELOAD=$$($(CXX) -print-file-name=libasan.so) \
+		LD_PRELOAD="$$($(CXX) -print-file-name=libasan.so) $$($(CXX) -print-file-name=libstdc++.so)" \
 		ASAN_OPTIONS=detect_leaks=0 \
 		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		TRITONDIV_FUZZ_SANITIZE=1 \
-		$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS) $(SAN_TESTS)
+		$(BIN)/pytest -p no:cacheprovider --capture=sys $(PYTEST_ARGS) $(SAN_TESTS)

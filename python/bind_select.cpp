@@ -8,7 +8,6 @@
 
 namespace tritondiv::bind {
 
-
 void bind_select(py::module_& m) {
     m.def(
         "prune_types",
