@@ -258,7 +258,7 @@ def test_the_output_folder_is_checked_before_the_pool_is_read(
     loaded: list[str] = []
     monkeypatch.setattr(options_mod.PoolArgs, "load", lambda self: loaded.append("pool"))
 
-    def refuse(out: object) -> Path:
+    def refuse(out: object, **_kw: object) -> Path:
         raise ValueError(f"{out} is not a dataset folder: pass another --out")
 
     monkeypatch.setattr(dataset_mod, "check_output_dir", refuse)
