@@ -38,6 +38,7 @@ EXTRAS: dict[str, tuple[tuple[str, str], ...]] = {
         ("gguf", "gguf"),
     ),
     "report": (("matplotlib", "matplotlib"),),
+    "ray": (("ray", "Ray (ray[data])"),),
     "bench": (
         ("faiss", "faiss-cpu"),
         ("sklearn", "scikit-learn"),
@@ -50,6 +51,7 @@ EXTRAS: dict[str, tuple[tuple[str, str], ...]] = {
         ("hypothesis", "hypothesis"),
         ("ruff", "ruff"),
         ("mypy", "mypy"),
+        ("regex", "regex"),
     ),
 }
 
