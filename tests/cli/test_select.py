@@ -35,6 +35,7 @@ def _embeddings(shared_data: Path, tmp: Path, start: int, n: int) -> list[str]:
     return args
 
 
+@pytest.mark.slow
 def test_every_shared_file_through_select_and_metrics(
     shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -88,6 +89,7 @@ def test_every_shared_file_through_select_and_metrics(
     assert "self-BLEU on 30 texts" in printed
 
 
+@pytest.mark.slow
 def test_metrics_with_embeddings_matches_the_selection_manifest(
     shared_data: Path, tmp_path: Path
 ) -> None:
@@ -117,6 +119,7 @@ def test_metrics_with_embeddings_matches_the_selection_manifest(
             assert got[key] == pytest.approx(want[key], rel=1e-9), key
 
 
+@pytest.mark.slow
 def test_keyphrase_meso_from_the_cli(shared_data: Path, tmp_path: Path) -> None:
     """The offline default tagger end to end, and metrics embedding the selection (the
     model runs: small slice)."""

@@ -271,6 +271,7 @@ def test_token_stats_summary():
 rows_strategy = st.lists(st.lists(st.integers(0, 11), max_size=25), max_size=30)
 
 
+@pytest.mark.slow
 @settings(max_examples=80, deadline=None)
 @given(rows=rows_strategy, lo=st.integers(1, 6), width=st.integers(0, 8))
 def test_property_against_reference(rows, lo, width):
