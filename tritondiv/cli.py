@@ -61,16 +61,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; user errors are one line on stderr with exit code 2.
 
     User errors are :class:`CliError`, ``ValueError`` (``PoolError`` is one) and
-    ``FileNotFoundError``: their messages name the file, line, field or option and what to
+    ``FileNotFoundError``, and a missing extra (:class:`~tritondiv._extras.MissingExtraError`,
+    raised before the work starts): their messages name the file, line, field or option and what to
     do. Anything else (``TypeError`` included) is a bug and shows its traceback.
     """
+    from tritondiv._extras import MissingExtraError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.threads is not None:
             _set_threads(args.threads)
         return int(args.func(args) or 0)
-    except (CliError, ValueError, FileNotFoundError) as exc:
+    except (CliError, ValueError, FileNotFoundError, MissingExtraError) as exc:
         print(f"tritondiv {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

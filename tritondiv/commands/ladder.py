@@ -41,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
+    from tritondiv.commands._needs import check_run
     from tritondiv.commands._options import pool_from_args
     from tritondiv.dataset import check_output_dir
     from tritondiv.feature_store import FeatureOptions
@@ -52,6 +53,14 @@ def run(args: argparse.Namespace) -> int:
     strategies = parse_strategies(args.strategies)
     options = from_args(FeatureOptions, args)
     run_args = from_args(RunArgs, args)
+    check_run(
+        "tritondiv ladder",
+        strategies,
+        options,
+        metrics=run_args.metrics,
+        report=not args.no_report,
+        default_pool=args.source is None,
+    )
     pool, pool_info = pool_from_args(args)
     index = run_ladder(
         pool,

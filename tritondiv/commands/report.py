@@ -16,7 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
+    from tritondiv._extras import check_extras
     from tritondiv.report import write_report
 
+    check_extras("report", what="tritondiv report")
     print(write_report(args.dir))
     return 0

@@ -47,9 +47,18 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0.0 <= args.level <= 1.0:
         raise ValueError(f"--level must lie in [0, 1], got {args.level}")
+    from tritondiv.commands._needs import check_run
+
     check_output_dir(args.out)
     options = from_args(FeatureOptions, args)
     run_args = from_args(RunArgs, args)
+    check_run(
+        "tritondiv select",
+        [args.strategy],
+        options,
+        metrics=run_args.metrics,
+        default_pool=args.source is None,
+    )
     pool, pool_info = pool_from_args(args)
     man = select_dataset(
         pool,
