@@ -182,7 +182,8 @@ class EngineArgs:
     )
     partitions: int | None = _opt(
         None,
-        "partitions of the two-round distributed selection (default: the Ray cluster's CPUs)",
+        "partitions of the two-round distributed kcenter/facility-location (default: the "
+        "Ray cluster's CPUs); checked only for now: those two are not on Ray here yet",
         type=int,
         metavar="N",
     )
@@ -215,7 +216,8 @@ class EngineArgs:
                 if value is not None
             ]
             if given:
-                raise ValueError(f"{' and '.join(given)} need --engine ray")
+                verb = "needs" if len(given) == 1 else "need"
+                raise ValueError(f"{' and '.join(given)} {verb} --engine ray")
 
     @property
     def on_ray(self) -> bool:
