@@ -9,6 +9,11 @@ Band thresholds: ``--lo``/``--hi`` take an occurrence count (``--lo 10``) or a c
 relative to the pool size, a number followed by ``x`` that multiplies the number of
 samples (``--hi 0.00427x`` is 500 occurrences on a 117k-sample pool). See
 :mod:`tritondiv.stats`.
+
+``--engine ray`` reads and tokenizes the POOL files and counts on a Ray cluster
+(``--ray-address``, default: the running session or a new local one) and prints and writes
+the same figures; with ``--limit`` (or the default pool) the loaded samples are shipped to
+the cluster instead of its reading the files.
 """
 
 from __future__ import annotations
