@@ -501,3 +501,24 @@ class Features:
             return knn_graph(X, self.options.knn, symmetrize=True, progress=self.progress)
 
         return self._timed(self._knn, component, f"knn-{component}", compute)
+
+    def set_incidence(self, family: str, incidence: Incidence) -> None:
+        """Use ``incidence`` as the family's types, computed elsewhere (e.g. on Ray).
+
+        It must describe this pool's samples, in pool order; :meth:`incidence` then returns
+        it instead of computing it. A family computed (or set) already cannot be replaced:
+        its pruning and the selections made on it would no longer agree.
+        """
+        parse_family(family)
+        if not isinstance(incidence, Incidence):
+            raise TypeError(
+                f"set_incidence({family!r}): expected an Incidence, got {type(incidence).__name__}"
+            )
+        if incidence.n_samples != self.n_samples:
+            raise ValueError(
+                f"set_incidence({family!r}): the incidence has {incidence.n_samples} samples, "
+                f"the pool {self.n_samples}"
+            )
+        if family in self._incidences:
+            raise ValueError(f"set_incidence({family!r}): the family's types are computed already")
+        self._incidences[family] = incidence

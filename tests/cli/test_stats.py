@@ -43,3 +43,38 @@ def test_stats_band_errors_are_one_line_and_name_the_pool(
     assert main([*base, "--lo", "0.6x", "--hi", "50"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "a pool of 100 samples" in err and "1,000,000" not in err
+
+
+def test_stats_engine_options_are_checked_before_any_work(
+    shared_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["stats", str(shared_data / "gsm8k_train.jsonl.gz"), "--limit", "50", "--no-progress"]
+    assert main([*base, "--ray-address", "auto"]) == 2
+    assert "--ray-address needs --engine ray" in capsys.readouterr().err
+    assert main([*base, "--engine", "ray", "--ray-address", " "]) == 2
+    assert "ray_address (--ray-address) is empty" in capsys.readouterr().err
+    # the whitespace tokenizer numbers the whole pool's words: refused on Ray, before Ray starts
+    assert main([*base, "--engine", "ray", "--tokenizer", "whitespace"]) == 2
+    assert "whitespace tokenizer" in capsys.readouterr().err
+    for bad in (["--engine", "spark"], ["--partitions", "2"]):  # stats selects nothing
+        with pytest.raises(SystemExit) as exc:
+            main([*base, *bad])
+        assert exc.value.code == 2
+    capsys.readouterr()
+
+
+def test_engine_args_validate_like_the_api() -> None:
+    from tritondiv.commands._options import EngineArgs
+
+    assert EngineArgs().engine == "local" and not EngineArgs().on_ray
+    assert EngineArgs("ray", "auto", 4).on_ray
+    with pytest.raises(ValueError, match=r"engine \(--engine\) must be one of"):
+        EngineArgs("spark")
+    with pytest.raises(ValueError, match=r"partitions \(--partitions\) must be >= 1, got 0"):
+        EngineArgs("ray", partitions=0)
+    with pytest.raises(TypeError, match="partitions must be an int"):
+        EngineArgs("ray", partitions=True)
+    with pytest.raises(TypeError, match="engine must be a str"):
+        EngineArgs(1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="--ray-address and --partitions need --engine ray"):
+        EngineArgs("local", "auto", 2)

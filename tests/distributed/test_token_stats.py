@@ -83,7 +83,8 @@ def test_in_memory_pool_matches_local_engine(
 
 
 def _crash_once_tokenizer(tok: Any, marker: Path) -> Any:
-    """The real tokenizer, except that its first call anywhere kills its worker process.
+    """The real tokenizer (as a fast transformers tokenizer wraps it), except that its first
+    use anywhere kills its worker process.
 
     The class is local, so Ray ships it by value to the workers.
     """
@@ -95,11 +96,13 @@ def _crash_once_tokenizer(tok: Any, marker: Path) -> Any:
         def get_vocab_size(self, with_added_tokens: bool = True) -> int:
             return int(self.tok.get_vocab_size(with_added_tokens=with_added_tokens))
 
-        def encode_batch(self, texts: list[str], add_special_tokens: bool = False) -> Any:
+        @property
+        def backend_tokenizer(self) -> Any:
+            # tokenize() unwraps a transformers-like tokenizer in the worker: die there once
             try:
                 fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:
-                return self.tok.encode_batch(texts, add_special_tokens=add_special_tokens)
+                return self.tok
             os.write(fd, str(os.getpid()).encode())
             os.close(fd)
             os._exit(1)  # the worker process dies mid-block, as a lost node would

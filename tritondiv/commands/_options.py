@@ -154,3 +154,103 @@ def pool_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     pool_args = from_args(PoolArgs, args)
     pool = pool_args.load()
     return pool, pool_args.info(pool)
+
+
+ENGINES = ("local", "ray")
+
+
+@dataclass
+class EngineArgs:
+    """Where the token work runs: this process (``local``) or a Ray cluster (``ray``).
+
+    On Ray, ``stats`` tokenizes and counts on the cluster, and ``select``/``ladder`` compute
+    the micro incidences there (the selection itself runs here, on the driver); see
+    :mod:`tritondiv.distributed.engine`.
+    """
+
+    engine: str = _opt(
+        "local",
+        "where tokenization, token counts and micro incidences run: local (this process) or "
+        "ray (a Ray cluster; the selection stays here)",
+        choices=ENGINES,
+    )
+    ray_address: str | None = _opt(
+        None,
+        "Ray cluster to join, e.g. auto or ray://HOST:10001 (default: the running session, "
+        "else a new local one)",
+        metavar="ADDR",
+    )
+    partitions: int | None = _opt(
+        None,
+        "partitions of the two-round distributed kcenter/facility-location (default: the "
+        "Ray cluster's CPUs); checked only for now: those two are not on Ray here yet",
+        type=int,
+        metavar="N",
+    )
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.engine, str):
+            raise TypeError(f"engine must be a str, got {type(self.engine).__name__}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine (--engine) must be one of {ENGINES}, got {self.engine!r}")
+        if self.ray_address is not None and not isinstance(self.ray_address, str):
+            raise TypeError(
+                f"ray_address must be a str or None, got {type(self.ray_address).__name__}"
+            )
+        if self.ray_address is not None and not self.ray_address.strip():
+            raise ValueError("ray_address (--ray-address) is empty: pass an address or omit it")
+        if self.partitions is not None:
+            if isinstance(self.partitions, bool) or not isinstance(self.partitions, int):
+                raise TypeError(
+                    f"partitions must be an int or None, got {type(self.partitions).__name__}"
+                )
+            if self.partitions < 1:
+                raise ValueError(f"partitions (--partitions) must be >= 1, got {self.partitions}")
+        if self.engine == "local":
+            given = [
+                flag
+                for flag, value in (
+                    ("--ray-address", self.ray_address),
+                    ("--partitions", self.partitions),
+                )
+                if value is not None
+            ]
+            if given:
+                verb = "needs" if len(given) == 1 else "need"
+                raise ValueError(f"{' and '.join(given)} {verb} --engine ray")
+
+    @property
+    def on_ray(self) -> bool:
+        return self.engine == "ray"
+
+    def check(self, strategies: Collection[str]) -> None:
+        """On Ray: ``ValueError`` for a strategy that is not on Ray yet (before any work)."""
+        if self.on_ray:
+            from tritondiv.distributed.engine import check_strategies
+
+            check_strategies(strategies)
+
+    def features(
+        self, pool: Any, pool_args: PoolArgs, options: Any, seed: int, strategies: Collection[str]
+    ) -> Any:
+        """``None`` locally (the API builds its features); on Ray, the
+        :class:`~tritondiv.feature_store.Features` of ``pool`` with the micro incidences of
+        ``strategies`` computed on the cluster (from the POOL files read with ``pool_args``)."""
+        if not self.on_ray:
+            return None
+        from dataclasses import asdict
+
+        from tritondiv.distributed.engine import set_micro_incidences
+        from tritondiv.feature_store import Features
+        from tritondiv.strategies import strategy_spec
+
+        self.check(strategies)
+        families = {strategy_spec(s).resolve(options)[1] for s in strategies}
+        features = Features(pool, options, seed=seed)
+        load = asdict(pool_args)
+        source = load.pop("source")
+        set_micro_incidences(features, families, source=source, load=load, address=self.ray_address)
+        return features
+
+
+__all__ += ["ENGINES", "EngineArgs"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tritondiv.commands._options import PoolArgs, RunArgs, add_arguments, from_args
+from tritondiv.commands._options import EngineArgs, PoolArgs, RunArgs, add_arguments, from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -61,7 +61,10 @@ def run(args: argparse.Namespace) -> int:
         report=not args.no_report,
         default_pool=args.source is None,
     )
+    engine = from_args(EngineArgs, args)
+    engine.check(strategies)
     pool, pool_info = pool_from_args(args)
+    features = engine.features(pool, from_args(PoolArgs, args), options, run_args.seed, strategies)
     index = run_ladder(
         pool,
         args.size,
@@ -74,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         metrics=run_args.metrics,
         bleu_sample=run_args.bleu_sample,
         report=not args.no_report,
+        features=features,
         log=lambda msg: print(msg, file=sys.stderr, flush=True),
     )
     print(f"{args.out}: {len(index['datasets'])} datasets in {index['seconds']:.1f} s")

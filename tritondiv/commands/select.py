@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from tritondiv.commands._options import PoolArgs, RunArgs, add_arguments, from_args
+from tritondiv.commands._options import EngineArgs, PoolArgs, RunArgs, add_arguments, from_args
 
 
 def add_feature_arguments(p: argparse.ArgumentParser) -> None:
@@ -19,6 +19,7 @@ def add_feature_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("features, types and selection")
     add_arguments(g, RunArgs)
     add_arguments(g, FeatureOptions)
+    add_arguments(p.add_argument_group("engine"), EngineArgs)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -59,7 +60,12 @@ def run(args: argparse.Namespace) -> int:
         metrics=run_args.metrics,
         default_pool=args.source is None,
     )
+    engine = from_args(EngineArgs, args)
+    engine.check([args.strategy])
     pool, pool_info = pool_from_args(args)
+    features = engine.features(
+        pool, from_args(PoolArgs, args), options, run_args.seed, [args.strategy]
+    )
     man = select_dataset(
         pool,
         args.strategy,
@@ -71,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         pool_info=pool_info,
         metrics=run_args.metrics,
         bleu_sample=run_args.bleu_sample,
+        features=features,
     )
     print(
         f"{args.out}: {man['data']['records']} samples, strategy {man['strategy']} level "

@@ -9,6 +9,11 @@ Band thresholds: ``--lo``/``--hi`` take an occurrence count (``--lo 10``) or a c
 relative to the pool size, a number followed by ``x`` that multiplies the number of
 samples (``--hi 0.00427x`` is 500 occurrences on a 117k-sample pool). See
 :mod:`tritondiv.stats`.
+
+``--engine ray`` reads and tokenizes the POOL files and counts on a Ray cluster
+(``--ray-address``, default: the running session or a new local one) and prints and writes
+the same figures; with ``--limit`` (or the default pool) the loaded samples are shipped to
+the cluster instead of its reading the files.
 """
 
 from __future__ import annotations
@@ -18,11 +23,13 @@ import sys
 import time
 from typing import Any
 
-from tritondiv.commands._options import PoolArgs, add_arguments, from_args
+from tritondiv.commands._options import EngineArgs, PoolArgs, add_arguments, from_args
 from tritondiv.feature_store import FeatureOptions
 
 # the options of FeatureOptions that `stats` shares with select and ladder
 _SHARED = ("tokenizer", "lo", "hi", "cache", "progress")
+# stats selects nothing: no --partitions
+_ENGINE = ("engine", "ray_address")
 
 _ROWS: tuple[tuple[str, str, str], ...] = (
     # (key in TokenStats.to_dict(), label, format)
@@ -67,6 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--json", default=None, metavar="OUT", help="also write the figures as JSON to OUT"
     )
+    add_arguments(p.add_argument_group("engine"), EngineArgs, only=_ENGINE)
     p.set_defaults(func=run)
 
 
@@ -91,6 +99,30 @@ def format_table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _ray_stats(
+    pool: Any, component: str, pool_args: PoolArgs, options: FeatureOptions, engine: EngineArgs
+) -> Any:
+    """The component's TokenStats computed on Ray: the POOL files are read on the cluster
+    (``--limit`` and the default pool: the loaded samples are shipped instead)."""
+    from dataclasses import asdict
+
+    from tritondiv.distributed.engine import pool_token_stats
+
+    load = asdict(pool_args)
+    source = load.pop("source")
+    res = pool_token_stats(
+        pool,
+        component,
+        source=source,
+        load=load,
+        tokenizer=options.tokenizer,
+        lo=options.lo,
+        hi=options.hi,
+        address=engine.ray_address,
+    )
+    return res.token_stats()
+
+
 def run(args: argparse.Namespace) -> int:
     from tritondiv._io import write_json_atomic
     from tritondiv.stats import token_stats
@@ -98,12 +130,16 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     options = from_args(FeatureOptions, args, only=_SHARED)
+    engine = from_args(EngineArgs, args, only=_ENGINE)
     pool_args = from_args(PoolArgs, args)
     pool = pool_args.load()
     tokenizer = load_tokenizer(options.tokenizer)
     components = ("instruction", "response") if args.component == "both" else (args.component,)
     results: dict[str, dict[str, Any]] = {}
     for comp in components:
+        if engine.on_ray:
+            results[comp] = _ray_stats(pool, comp, pool_args, options, engine).to_dict()
+            continue
         tokens = tokenize_pool(
             pool, comp, tokenizer, cache=options.cache, progress=options.progress is not False
         )

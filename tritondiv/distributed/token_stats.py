@@ -42,6 +42,7 @@ __all__ = ["RayTokenStats", "token_stats_ray"]
 
 _COMPONENTS = ("instruction", "response")
 _LOAD_KEYS = ("format", "first_turn_only", "skip_bad", "allow_empty")
+_NAMED = ("smollm2", "minilm")  # packaged tokenizers, loaded by name in every worker
 
 
 @dataclass(frozen=True)
@@ -326,10 +327,23 @@ def _shard_paths(source: Any) -> list[str]:
 
 
 def _vocab_size(tokenizer: Any) -> tuple[Any, int]:
-    from tritondiv.tokens import load_tokenizer
+    from tritondiv.tokens import WhitespaceTokenizer, load_tokenizer
 
+    if (isinstance(tokenizer, str) and tokenizer == "whitespace") or isinstance(
+        tokenizer, WhitespaceTokenizer
+    ):
+        raise ValueError(
+            "tokenizer: the whitespace tokenizer numbers the words of the whole pool as it "
+            "reads them, so blocks cannot be tokenized apart; it is not on Ray (use the local "
+            "engine, or a tokenizer.json)"
+        )
     if tokenizer is None or isinstance(tokenizer, str | os.PathLike):
-        spec = None if tokenizer is None else str(Path(tokenizer).resolve())
+        # a packaged tokenizer's name stays a name (every worker has the package); a path
+        # is made absolute, since the workers do not share the driver's working directory
+        if tokenizer is None or (isinstance(tokenizer, str) and tokenizer in _NAMED):
+            spec = tokenizer
+        else:
+            spec = str(Path(tokenizer).resolve())
         tok = load_tokenizer(spec)  # validates the path here, before any task starts
         return spec, int(tok.get_vocab_size(with_added_tokens=True))
     if not hasattr(tokenizer, "get_vocab_size"):
@@ -373,8 +387,10 @@ def token_stats_ray(
     component : {"instruction", "response"}
         Which text of each sample.
     tokenizer : tokenizers.Tokenizer, str or os.PathLike, optional
-        As in :func:`tritondiv.tokenize` (default: the packaged all-MiniLM-L6-v2 one). A
-        path (or the default) is loaded once per worker; a loaded tokenizer is shipped.
+        As in :func:`tritondiv.load_tokenizer` (default: the packaged SmolLM2 one). A name
+        (``"smollm2"``, ``"minilm"``), a path or the default is loaded once per worker; a
+        loaded tokenizer is shipped. The ``"whitespace"`` tokenizer (which numbers the words
+        of the whole pool) is refused with a ``ValueError``.
     lo, hi : int or str, default 10 and 500
         Band bounds, absolute or relative to the pool size (see :mod:`tritondiv.stats`).
     address : str, optional
