@@ -83,9 +83,9 @@ install: env
 
 demo: $(DEMO_STAMP)
 	$(call build,4/5)
-	@echo "[5/5] running the demo: tritondiv stats, then a 7-level ladder on the default pool ..."
-	$(BIN)/tritondiv stats --component both --json $(DEMO_OUT)/stats.json
-	$(BIN)/tritondiv ladder --limit 1000 --size 200 --levels 7 --strategies all --tag-max-words 48 --out $(DEMO_OUT)/ladder
+	@echo "[5/5] running the demo on the embedded default pool (ShareGPT): token statistics of its first 2,000 samples, then the six strategies x 7 levels of 100-sample datasets from its first 600 ..."
+	$(BIN)/tritondiv stats --limit 2000 --component both --json $(DEMO_OUT)/stats.json
+	$(BIN)/tritondiv ladder --limit 600 --size 100 --levels 7 --strategies all --tag-max-words 32 --out $(DEMO_OUT)/ladder
 	@echo "done: the report is $(DEMO_OUT)/ladder/report.html (token statistics: $(DEMO_OUT)/stats.json)"
 
 # `pytest` (not `python -m pytest`) so the installed package, with its compiled _core,
