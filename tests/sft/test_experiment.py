@@ -101,7 +101,7 @@ def setup(tmp_path_factory):
 
 
 def _cfg() -> TrainConfig:
-    return TrainConfig(steps=3, batch_size=4, lr=2e-3, kernels="torch", seed=0)
+    return TrainConfig(steps=3, batch_size=4, lr=2e-3, kernels="torch", seed=0, trainer="own")
 
 
 def test_experiment_end_to_end_and_rerun_with_a_judge(setup) -> None:
