@@ -40,7 +40,7 @@ def test_lc_win_rate_matches_a_hand_computed_table() -> None:
     # shorter: 1 win, 2 ties, 2 losses (p- = 0.4). The fit is saturated, so
     # sigmoid(t0 + t1 x) = 0.8 and sigmoid(t0 - t1 x) = 0.4, hence
     # t0 = (logit 0.8 + logit 0.4) / 2 = (ln 4 + ln(2/3)) / 2 and LC = sigmoid(t0).
-    prefs = [1, 1, 1, 1, 0] + [1, 0.5, 0.5, 0, 0]
+    prefs = [1, 1, 1, 1, 0, 1, 0.5, 0.5, 0, 0]
     cand = [300] * 5 + [100] * 5
     base = [200] * 10
     got = length_controlled_win_rate(prefs, cand, base, l2=0.0)
