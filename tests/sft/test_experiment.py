@@ -134,6 +134,9 @@ def test_experiment_end_to_end_and_rerun_with_a_judge(setup) -> None:
         )
     assert set(an["metrics"]) == {"response.mean_length", "response.distinct_1"}
     assert (out / "score_vs_level.png").stat().st_size > 1000
+    assert (out / "slopes.png").stat().st_size > 1000 and res["slope_plot"] == str(
+        out / "slopes.png"
+    )
     summary = (out / "summary.md").read_text()
     assert "| response-micro |" in summary and "| random |" in summary
     saved = json.loads((out / "experiment.json").read_text())

@@ -36,6 +36,8 @@ every dataset (:mod:`tritondiv.sft.analysis`). Outputs in ``OUT``::
     OUT/experiment.json                the manifest: inputs, config, every score, the analysis
     OUT/summary.md                     the slope table (slope x10^-2 ± 1σ) and the metric correlations
     OUT/score_vs_level.png             score against level per strategy, fit and 1σ band
+    OUT/slopes.png                     the paper's form: slope x10^-2 per strategy (±1σ) and
+                                       each diversity metric's Pearson r with the score
 """
 
 from __future__ import annotations
@@ -558,6 +560,7 @@ def run_experiment(
     }
     if plot:
         result["plot"] = _plot(runs, analysis, out / "score_vs_level.png", result["score"])
+        result["slope_plot"] = _plot_slopes(analysis, out / "slopes.png")
     with atomic_write(out / "summary.md", "w", encoding="utf-8") as fh:
         fh.write(summary_table(result))
     write_json_atomic(out / "experiment.json", result)
@@ -636,6 +639,49 @@ def _plot(
     ax.set_ylabel("score" if len(ylabel) > 40 else ylabel)
     ax.set_title("score vs diversity level (fit ± 1σ)")
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_write(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=110)
+    plt.close(fig)
+    return str(path)
+
+
+def _plot_slopes(analysis: dict[str, Any], path: Path) -> str | None:
+    """Slope x10^-2 per strategy with 1σ error bars, and each diversity metric's Pearson r
+    with the score (the paper's two panels)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # pragma: no cover - the report extra is optional
+        return None
+    fits = [(s, e["fit"]) for s, e in analysis["strategies"].items() if e.get("fit")]
+    metrics = [
+        (m, v["pearson_r"]) for m, v in analysis["metrics"].items() if v["pearson_r"] is not None
+    ]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, max(3.5, 0.35 * len(metrics) + 1.5)))
+    if fits:
+        ys = np.arange(len(fits))
+        ax1.barh(
+            ys,
+            [100 * f["slope"] for _, f in fits],
+            xerr=[100 * f["slope_sd"] for _, f in fits],
+            capsize=3,
+        )
+        ax1.set_yticks(ys, [s for s, _ in fits])
+    ax1.axvline(0.0, color="k", lw=0.8)
+    ax1.set_xlabel("slope of score on diversity level (x10^-2, ±1σ)")
+    ax1.set_title("per strategy")
+    if metrics:
+        ranked = sorted(metrics, key=lambda kv: abs(kv[1]))
+        ys = np.arange(len(ranked))
+        ax2.barh(ys, [r for _, r in ranked])
+        ax2.set_yticks(ys, [m for m, _ in ranked], fontsize=7)
+    ax2.axvline(0.0, color="k", lw=0.8)
+    ax2.set_xlim(-1.0, 1.0)
+    ax2.set_xlabel("Pearson r with the score")
+    ax2.set_title("per diversity metric")
     fig.tight_layout()
     with atomic_write(path, "wb") as fh:
         fig.savefig(fh, format="png", dpi=110)
