@@ -69,6 +69,7 @@ def test_trl_resume_is_bit_identical(tmp_path, tiny, pairs, full_run) -> None:
     assert done["status"] == "finished"
     full = json.loads((full_run / "sft_manifest.json").read_text())
     assert done["losses"] == full["losses"]
+    assert done["seconds"] >= half["seconds"] and done["tokens"] > half["tokens"] > 0
     wa, wb = _weights(full_run / "model"), _weights(out / "model")
     assert wa.keys() == wb.keys()
     for k in wa:
@@ -149,3 +150,31 @@ def test_loss_kernel_switch() -> None:
         TrainConfig(trainer="mine").check()
     with pytest.raises(ValueError, match="for trainer='trl'"):
         train("unused", (["q"], ["a"]), "unused-out", TrainConfig(trainer="own", kernels="liger"))
+
+
+def test_cli_options_reach_the_trainer_config() -> None:
+    from tritondiv.cli import build_parser
+    from tritondiv.commands.sft import config_from_args
+
+    parser = build_parser()
+    base = ["sft", "data.jsonl", "--model", "m", "--out", "o"]
+    cfg = config_from_args(parser.parse_args(base))
+    assert cfg.trainer == "trl" and cfg.kernels == "auto" and cfg.extra == {}
+    cfg = config_from_args(
+        parser.parse_args(
+            [*base, "--gather-response", "--lora-r", "8", "--lora-targets", "q_proj,v_proj"]
+        )
+    )
+    assert cfg.extra == {
+        "gather_response": True,
+        "lora_r": 8,
+        "lora_alpha": 16,
+        "lora_dropout": 0.0,
+        "lora_targets": ["q_proj", "v_proj"],
+    }
+    own = parser.parse_args([*base, "--trainer", "own", "--kernels", "tritondiv"])
+    assert config_from_args(own).trainer == "own"
+    with pytest.raises(ValueError, match="need --trainer trl"):
+        config_from_args(parser.parse_args([*base, "--trainer", "own", "--lora-r", "4"]))
+    with pytest.raises(ValueError, match="--lora-r must be"):
+        config_from_args(parser.parse_args([*base, "--lora-r", "-1"]))

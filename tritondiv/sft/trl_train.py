@@ -402,13 +402,15 @@ def train_trl(
 
     # the key goes on disk before the first checkpoint, so a resume can check it
     write_json_atomic(man_path, manifest("started", [], 0.0, 0))
+    # a resumed run adds the time and tokens of the runs before it
+    before = old if last is not None and old is not None else {}
+    seconds0 = float(before.get("seconds") or 0.0)
+    tokens0 = int(before.get("tokens") or 0)
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(last) if last is not None else None)
-    seconds = time.perf_counter() - t0
+    seconds = seconds0 + time.perf_counter() - t0
     losses = [float(e["loss"]) for e in trainer.state.log_history if "loss" in e]
-    tokens = int(getattr(trainer, "_total_train_tokens", 0) or 0) or int(
-        trainer.state.num_input_tokens_seen or 0
-    )
+    tokens = tokens0 + int(getattr(trainer, "_total_train_tokens", 0) or 0)
     step = int(trainer.state.global_step)
     if step < cfg.steps:
         man = manifest("interrupted", losses, seconds, tokens)
