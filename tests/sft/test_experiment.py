@@ -15,6 +15,8 @@ pytest.importorskip("transformers")
 from tritondiv.dataset import write_dataset  # noqa: E402
 from tritondiv.sft.experiment import (  # noqa: E402
     _pair_hash,
+    check_tokenizer,
+    load_eval_set,
     read_ladder,
     run_experiment,
 )
@@ -41,12 +43,19 @@ STRATEGIES = ("response-micro", "random")
 LEVELS = (0.0, 0.5, 1.0)
 
 
-def _write_ladder(root: Path, pool_ins: list[str], pool_res: list[str], size: int = 12) -> None:
+def _write_ladder(
+    root: Path,
+    pool_ins: list[str],
+    pool_res: list[str],
+    size: int = 12,
+    strategies: tuple[str, ...] = STRATEGIES,
+    extra: dict | None = None,
+) -> None:
     """A ladder in the layout `tritondiv ladder` writes (datasets by write_dataset, the
     index by hand: no ladder code)."""
     datasets = []
     rng = np.random.default_rng(0)
-    for s in STRATEGIES:
+    for s in strategies:
         for i, lv in enumerate(LEVELS):
             rel = f"{s}/level-{i}"
             idx = rng.choice(len(pool_ins), size, replace=False)
@@ -67,6 +76,7 @@ def _write_ladder(root: Path, pool_ins: list[str], pool_res: list[str], size: in
                         "distinct_1": lv,
                     }
                 },
+                **(extra or {}),
             }
             write_dataset(root / rel, records, man)
             datasets.append({"strategy": s, "level": lv, "level_index": i, "path": rel})
@@ -74,7 +84,7 @@ def _write_ladder(root: Path, pool_ins: list[str], pool_res: list[str], size: in
         "pool": {"fingerprint": "abc"},
         "size": size,
         "levels": list(LEVELS),
-        "strategies": list(STRATEGIES),
+        "strategies": list(strategies),
         "seed": 0,
         "datasets": datasets,
         "status": "finished",
@@ -101,7 +111,7 @@ def setup(tmp_path_factory):
 
 
 def _cfg() -> TrainConfig:
-    return TrainConfig(steps=3, batch_size=4, lr=2e-3, kernels="torch", seed=0)
+    return TrainConfig(steps=3, batch_size=4, lr=2e-3, kernels="torch", seed=0, trainer="own")
 
 
 def test_experiment_end_to_end_and_rerun_with_a_judge(setup) -> None:
@@ -124,6 +134,9 @@ def test_experiment_end_to_end_and_rerun_with_a_judge(setup) -> None:
         )
     assert set(an["metrics"]) == {"response.mean_length", "response.distinct_1"}
     assert (out / "score_vs_level.png").stat().st_size > 1000
+    assert (out / "slopes.png").stat().st_size > 1000 and res["slope_plot"] == str(
+        out / "slopes.png"
+    )
     summary = (out / "summary.md").read_text()
     assert "| response-micro |" in summary and "| random |" in summary
     saved = json.loads((out / "experiment.json").read_text())
@@ -230,3 +243,88 @@ def test_ladder_names_cannot_lead_outside_the_output(tmp_path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["deep"]
     assert sorted(p.name for p in (tmp_path / "deep" / "er").iterdir()) == ["ladder", "out"]
     assert list(out.iterdir()) == []
+
+
+# ------------------------------------------------- LM judge, eval files, tokenizer check
+def test_experiment_with_a_local_lm_judge(setup, tmp_path) -> None:
+    root, model, eval_path = setup
+    recs = [json.loads(x) for x in eval_path.read_text().splitlines()][:6]
+    ev = tmp_path / "prompts.jsonl"
+    # a user file: instructions, half of them with a reference output
+    ev.write_text(
+        "".join(
+            json.dumps(
+                {"instruction": r["instruction"], **({"output": r["response"]} if k % 2 else {})}
+            )
+            + "\n"
+            for k, r in enumerate(recs)
+        )
+    )
+    ins, refs = load_eval_set(ev)
+    assert len(ins) == 6 and [r is None for r in refs] == [True, False] * 3
+    res = run_experiment(
+        root / "ladder",
+        model,
+        ev,
+        tmp_path / "out",
+        _cfg(),
+        judge_model=model,  # the base model judges (a tiny one: any verdicts will do)
+        score="lc_win_rate",
+        max_new_tokens=4,
+        strategies=["random"],
+        progress=False,
+    )
+    assert res["score_kind"] == "lc_win_rate" and res["eval"]["references"] == 3
+    assert res["tokenizer"]["status"] == "unrecorded"
+    for r in res["runs"]:
+        j = r["judge"]
+        assert j["win"] + j["tie"] + j["loss"] == 6
+        assert j["win_rate"] == pytest.approx((j["win"] + 0.5 * j["tie"]) / 6)
+        assert r["score"] == j["lc_win_rate"] and 0.0 <= r["score"] <= 1.0
+        sc = json.loads((Path(r["run"]) / "score.json").read_text())
+        assert len(sc["p_first"]) == len(sc["p_second"]) == len(sc["verdicts"]) == 6
+        assert sc["eval"]["tokens"] > 0  # the held-out loss of the 3 references
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "slope (x10^-2)" in summary and "| random |" in summary
+    with pytest.raises(ValueError, match="needs a judge"):
+        run_experiment(root / "ladder", model, ev, tmp_path / "o2", _cfg(), score="win_rate")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"instruction": "ok"}\n{"instruction": 3}\n')
+    with pytest.raises(ValueError, match=r"bad\.jsonl, line 2"):
+        load_eval_set(bad)
+
+
+def test_experiment_refuses_another_tokenizer(setup, tmp_path) -> None:
+    _root, model, eval_path = setup
+    from tritondiv.sft.train import load_model
+    from tritondiv.tokens import tokenizer_identity
+
+    ins, res = synthetic_pairs(200, seed=2)
+    other = {"options": {"tokenizer": {"name": "x", "sha256": "0" * 64, "vocab_size": 9}}}
+    _write_ladder(tmp_path / "lad", ins[:150], res[:150], strategies=("random",), extra=other)
+    with pytest.raises(ValueError, match="allow-tokenizer-mismatch"):
+        run_experiment(tmp_path / "lad", model, eval_path, tmp_path / "o", _cfg(), progress=False)
+    got = run_experiment(
+        tmp_path / "lad",
+        model,
+        eval_path,
+        tmp_path / "o",
+        _cfg(),
+        allow_tokenizer_mismatch=True,
+        plot=False,
+        progress=False,
+    )
+    assert got["tokenizer"]["status"] == "mismatch"
+    assert got["tokenizer"]["allow_tokenizer_mismatch"] is True
+    assert len(got["tokenizer"]["mismatched"]) == 3
+    assert "Tokenizer mismatch allowed" in (tmp_path / "o" / "summary.md").read_text()
+    # the model's own identity matches, by sha256 or by name
+    tok = load_model(model)[1]
+    ident = tokenizer_identity(tok)
+    ds = [{"path": "a", "manifest": {"tokenizer_identity": ident}}]
+    assert check_tokenizer(ds, tok)["status"] == "match"
+    ds = [{"path": "a", "manifest": {"options": {"tokenizer": ident["name"]}}}]
+    assert check_tokenizer(ds, tok)["status"] == "match"
+    ds = [{"path": "a", "manifest": {"options": {"tokenizer": "smollm2"}}}]
+    with pytest.raises(ValueError, match="measured with the tokenizer 'smollm2'"):
+        check_tokenizer(ds, tok)

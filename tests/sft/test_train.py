@@ -156,7 +156,14 @@ def test_load_pairs_reads_a_dataset_folder(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- trainer
 def _cfg(**kw) -> TrainConfig:
     base = dict(
-        steps=20, batch_size=8, lr=3e-3, warmup_steps=2, save_every=10, kernels="torch", seed=7
+        steps=20,
+        batch_size=8,
+        lr=3e-3,
+        warmup_steps=2,
+        save_every=10,
+        kernels="torch",
+        seed=7,
+        trainer="own",
     )
     base.update(kw)
     return TrainConfig(**base)

@@ -15,13 +15,34 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("ladder", help="ladder folder (written by `tritondiv ladder`)")
     p.add_argument(
-        "--eval", required=True, dest="eval_set", help="evaluation set (instruction/response)"
+        "--eval",
+        required=True,
+        dest="eval_set",
+        help="evaluation set: a held-out split (instruction/response) or a .jsonl of "
+        "instruction records with an optional reference output",
     )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument(
         "--judge",
         default=None,
-        help="pairwise judge 'module:function' (win rate vs the base model); default: held-out loss",
+        help="pairwise judge hook 'module:function' (win rate vs the reference answers); "
+        "default: held-out loss",
+    )
+    p.add_argument(
+        "--judge-model",
+        default=None,
+        help="local causal LM folder as the pairwise judge (both orders, win/tie/loss, LC win rate)",
+    )
+    p.add_argument(
+        "--score",
+        choices=("auto", "loss", "win_rate", "lc_win_rate"),
+        default="auto",
+        help="the score regressed on level (auto: win_rate with a judge, else loss)",
+    )
+    p.add_argument(
+        "--allow-tokenizer-mismatch",
+        action="store_true",
+        help="do not refuse a ladder measured with a tokenizer other than the model's",
     )
     p.add_argument(
         "--max-new-tokens", type=int, default=128, help="generation length for the judge"
@@ -50,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
         config_from_args(args),
         gguf_file=args.gguf_file,
         judge=args.judge,
+        judge_model=args.judge_model,
+        score=args.score,
+        allow_tokenizer_mismatch=args.allow_tokenizer_mismatch,
         max_new_tokens=args.max_new_tokens,
         eval_batch_size=args.eval_batch_size,
         eval_limit=args.eval_limit,

@@ -31,13 +31,39 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
         help="newest checkpoints kept (0: delete them once the run has finished)",
     )
     p.add_argument(
-        "--kernels",
-        choices=("auto", "triton", "torch"),
-        default="auto",
-        help="fused Triton kernels (auto: on CUDA) or the chunked plain-torch loss",
+        "--trainer",
+        choices=("trl", "own"),
+        default="trl",
+        help="TRL's SFTTrainer (default) or tritondiv's own training loop",
     )
     p.add_argument(
-        "--chunk-size", type=int, default=None, help="rows per loss chunk (default: by vocab)"
+        "--kernels",
+        choices=("auto", "torch", "liger", "tritondiv", "triton"),
+        default="auto",
+        help="auto: Liger-Kernel on CUDA, else plain torch; tritondiv (= triton): the "
+        "project's own Triton kernels",
+    )
+    p.add_argument(
+        "--gather-response",
+        action="store_true",
+        help="gather the response rows before the output head and the fused cross-entropy "
+        "(trl trainer)",
+    )
+    p.add_argument(
+        "--lora-r", type=int, default=0, help="LoRA rank through peft (0: full fine-tuning)"
+    )
+    p.add_argument("--lora-alpha", type=int, default=None, help="LoRA alpha (default 2 x r)")
+    p.add_argument("--lora-dropout", type=float, default=0.0)
+    p.add_argument(
+        "--lora-targets",
+        default=None,
+        help="comma-separated module names for LoRA (default: all linear layers)",
+    )
+    p.add_argument(
+        "--chunk-size",
+        type=int,
+        default=None,
+        help="rows per loss chunk of the own trainer (default: by vocab)",
     )
     p.add_argument(
         "--template", choices=("auto", "chat", "plain"), default="auto", help="prompt format"
@@ -68,13 +94,34 @@ def config_from_args(args: argparse.Namespace):  # -> TrainConfig
         chunk_size=args.chunk_size,
         template=args.template,
         dtype=args.dtype,
+        trainer=args.trainer,
+        extra=extra_from_args(args),
     )
+
+
+def extra_from_args(args: argparse.Namespace) -> dict[str, object]:
+    """The TRL trainer's options (``TrainConfig.extra``); defaults are left out, so a
+    configuration without them keeps its resume key."""
+    if args.lora_r < 0:
+        raise ValueError(f"--lora-r must be >= 0; got {args.lora_r}")
+    if args.trainer == "own" and (args.lora_r or args.gather_response):
+        raise ValueError("--lora-r and --gather-response need --trainer trl")
+    extra: dict[str, object] = {}
+    if args.gather_response:
+        extra["gather_response"] = True
+    if args.lora_r:
+        extra["lora_r"] = args.lora_r
+        extra["lora_alpha"] = args.lora_alpha or 2 * args.lora_r
+        extra["lora_dropout"] = args.lora_dropout
+        if args.lora_targets:
+            extra["lora_targets"] = [t for t in args.lora_targets.split(",") if t]
+    return extra
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "sft",
-        help="fine-tune a causal LM on a dataset (response-only loss; fused Triton kernels on CUDA)",
+        help="fine-tune a causal LM on a dataset (TRL SFTTrainer, response-only loss; Liger on CUDA)",
     )
     p.add_argument("dataset", help="dataset file or folder (e.g. a ladder level folder)")
     p.add_argument("--out", required=True, help="output folder (model, checkpoints, manifest)")

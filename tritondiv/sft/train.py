@@ -64,8 +64,12 @@ class TrainConfig:
     rate warms up linearly for ``warmup_steps`` then follows ``schedule`` (``"cosine"`` to
     10% of ``lr``, ``"linear"`` to 0, or ``"constant"``). ``save_every = 0`` saves only the
     last step; ``keep_checkpoints = 0`` deletes the checkpoints once the run has finished
-    (the model is saved; a finished run is never redone). ``kernels`` is the fused-kernel switch (:mod:`tritondiv.sft.patch`),
-    ``chunk_size`` the rows per loss chunk (default: by vocabulary size).
+    (the model is saved; a finished run is never redone). ``kernels`` is the fused-kernel
+    switch (:func:`tritondiv.sft.trl_train.resolve_loss_kernels`; the own loop:
+    :mod:`tritondiv.sft.patch`), ``chunk_size`` the rows per loss chunk of the own loop
+    (default: by vocabulary size). ``trainer``: ``"trl"`` (TRL's ``SFTTrainer``,
+    :mod:`tritondiv.sft.trl_train`, the default) or ``"own"`` (the loop of this module).
+    ``extra`` holds the TRL trainer's options (``gather_response``, ``lora_r``, ...).
     """
 
     steps: int = 100
@@ -84,6 +88,7 @@ class TrainConfig:
     chunk_size: int | None = None
     template: str = "auto"
     dtype: str = "auto"
+    trainer: str = "trl"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
@@ -100,6 +105,8 @@ class TrainConfig:
             raise ValueError(f"dtype must be auto/float32/bfloat16/float16; got {self.dtype!r}")
         if self.save_every < 0 or self.keep_checkpoints < 0:
             raise ValueError("save_every and keep_checkpoints must be >= 0")
+        if self.trainer not in ("trl", "own"):
+            raise ValueError(f"trainer must be 'trl' or 'own'; got {self.trainer!r}")
 
     # what must match for a resume to replay the same run
     def resume_key(self) -> dict[str, Any]:
@@ -284,6 +291,9 @@ def train(
 ) -> dict[str, Any]:
     """Fine-tune the causal LM at ``model_path`` on ``dataset`` and write ``out_dir``.
 
+    ``config.trainer == "trl"`` (the default) hands the run to
+    :func:`tritondiv.sft.trl_train.train_trl`; ``"own"`` runs the loop below.
+
     Parameters
     ----------
     model_path : path
@@ -310,6 +320,26 @@ def train(
 
     cfg = config or TrainConfig()
     cfg.check()
+    if cfg.trainer == "trl":
+        from tritondiv.sft.trl_train import train_trl
+
+        return train_trl(
+            model_path,
+            dataset,
+            out_dir,
+            cfg,
+            gguf_file=gguf_file,
+            resume=resume,
+            progress=progress,
+            stop_after=stop_after,
+            log=log,
+        )
+    own_kernels = {"tritondiv": "triton"}.get(cfg.kernels, cfg.kernels)
+    if own_kernels not in ("auto", "triton", "torch"):
+        raise ValueError(
+            f"kernels={cfg.kernels!r} is for trainer='trl'; the own loop takes auto, triton "
+            "(tritondiv) or torch"
+        )
     say = log or (lambda _m: None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -344,7 +374,7 @@ def train(
     model, tokenizer = load_model(model_path, gguf_file=gguf_file, dtype=cfg.dtype)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
-    patched = apply_fused_kernels(model, cfg.kernels)
+    patched = apply_fused_kernels(model, own_kernels)
     model.train()
     data = encode_pairs(
         tokenizer, instructions, responses, max_length=cfg.max_length, template=cfg.template
