@@ -36,6 +36,8 @@ EXTRAS: dict[str, tuple[tuple[str, str], ...]] = {
         ("transformers", "transformers"),
         ("accelerate", "accelerate"),
         ("gguf", "gguf"),
+        ("trl", "TRL"),
+        ("peft", "peft"),
     ),
     "report": (("matplotlib", "matplotlib"),),
     "ray": (("ray", "Ray (ray[data])"),),
