@@ -304,7 +304,7 @@ def _sft_variant(variant: str) -> dict[str, Any]:
             return {"skipped": "Liger's kernels need CUDA"}
         lk.apply_liger_kernel_to_llama(
             rope=True, rms_norm=True, swiglu=True, cross_entropy=False,
-            fused_linear_cross_entropy=(variant == "liger"),
+            fused_linear_cross_entropy=False,
         )  # fmt: skip
     model = _llama(dev)
     if variant == "tritondiv":
@@ -319,21 +319,21 @@ def _sft_variant(variant: str) -> dict[str, Any]:
     labels[:, : seq // 2] = -100  # half prompt, half response
     batch_d = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
 
+    n_targets = max(int((labels[:, 1:] != -100).sum()), 1)
+
     def loss_fn() -> Any:
-        if variant in ("plain", "liger"):
+        if variant == "plain":  # transformers' own loss: full logits of every token
             return model(**batch_d).loss
         if variant == "tritondiv":
             from tritondiv.sft.patch import causal_lm_loss
 
             return causal_lm_loss(model, batch_d)
-        # liger-gather: the response rows first, then Liger's fused linear cross-entropy
-        from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss
+        # the shipped trainer's loss (tritondiv.sft.trl_train): Liger's fused linear
+        # cross-entropy, with or without the response gather in front of it
+        from tritondiv.sft.trl_train import response_loss_sum
 
-        hidden = model.model(input_ids=ids, attention_mask=batch_d["attention_mask"])[0]
-        target = torch.nn.functional.pad(labels[:, 1:], (0, 1), value=-100)
-        keep = target.reshape(-1) != -100
-        h = hidden.reshape(-1, hidden.shape[-1])[keep]
-        return LigerFusedLinearCrossEntropyLoss()(model.lm_head.weight, h, target.reshape(-1)[keep])
+        gather = variant == "liger-gather"
+        return response_loss_sum(model, batch_d, kernels="liger", gather=gather) / n_targets
 
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
