@@ -28,6 +28,38 @@ strategies — it is not guaranteed to be non-decreasing in ``p``).
   pass (small candidate pools of near-duplicates), ``tau`` is relaxed in steps of 0.02
   until ``n`` pass (the manifest records ``tau_used``).
 - ``random``: a seeded uniform sample of the candidates.
+
+The paper's protocol, as options (:class:`FeatureOptions`, each recorded in the manifests):
+
+- **Levels**: the paper's 7, ``p = 0, 1/6, ..., 1`` (:func:`parse_levels` of ``7``); each
+  manifest records ``k``, ``k_min`` and ``k_max`` of its level.
+- ``sampler`` (type strategies): ``"greedy"``, the balanced greedy over ``S_k(p)``, or
+  ``"uniform"``, the paper's sampler (:func:`tritondiv.select.uniform_types`: round-robin
+  over the ``k`` types of ``S_k``).
+- ``typeless`` (type strategies): samples that carry no type of the family (no mid-band
+  token, no tag, HDBSCAN noise) are **not** candidates under ``"exclude"`` (the default) —
+  a dataset "at ``k`` types" is then made of samples of those types only; ``"include"``
+  keeps them (they survive every pruning step and are drawn last). The manifest's
+  ``typeless`` records the rule, the family's count and how many were excluded.
+- ``length_band`` ``"LO:HI"``: every strategy (type and baseline) only sees samples whose
+  response has ``LO..HI`` tokens of the micro tokenizer (the paper's length control),
+  manifest ``length_band``: the band and how many samples it excluded.
+
+Exclusions restrict the candidate rows **before** pruning: the pruning and the selection
+run on ``incidence.subset(rows)`` and their indices are mapped back to pool indices.
+
+- ``stratify="source"``: each dataset keeps the candidates' source mix (``Pool.source``,
+  the file of each sample; equal to the pool's when nothing is excluded). Source ``s``
+  with ``c_s`` of the ``C`` candidates gets the quota ``q_s`` of :func:`source_quotas`
+  (largest remainder: ``floor(n c_s / C)``, plus one for the largest remainders; the quotas
+  sum to ``n``). The whole selection (pruning, the same ``k(p)`` rule with ``n = q_s``,
+  the sampler or the baseline's pick) then runs on each source's candidates alone, and
+  the parts are concatenated in a seeded order of the sources. The manifest's
+  ``stratify`` lists each stratum's candidates, quota and ``k``/``k_min``/``k_max``; the
+  top-level ``k`` (``k_min``, ``k_max``) counts the distinct types kept over all strata.
+
+Every manifest also records the micro tokenizer (:func:`tritondiv.tokens.tokenizer_identity`),
+``sources`` (samples per source file name) and ``mean_response_tokens``.
 """
 
 from __future__ import annotations
