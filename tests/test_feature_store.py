@@ -52,6 +52,16 @@ def test_band_values_are_normalized_in_one_place() -> None:
         ({"tagger": "column:"}, ValueError, r"tagger"),
         ({"cache": "no"}, TypeError, r"cache"),
         ({"embeddings_response": 3}, TypeError, r"embeddings_response"),
+        ({"sampler": "random"}, ValueError, r"sampler \(--sampler\) must be one of"),
+        ({"typeless": "drop"}, ValueError, r"typeless \(--typeless\)"),
+        ({"stratify": "file"}, ValueError, r"stratify \(--stratify\)"),
+        ({"length_band": "500"}, ValueError, r"length_band \(--length-band\): .*LO:HI"),
+        ({"length_band": "9:3"}, ValueError, r"length_band .*0 <= LO <= HI"),
+        ({"length_band": "a:b"}, ValueError, r"length_band .*whole token counts"),
+        ({"length_band": 500}, TypeError, r"length_band"),
+        ({"knn_method": "hnsw"}, ValueError, r"knn_method \(--knn-method\)"),
+        ({"nprobe": 0}, ValueError, r"nprobe \(--nprobe\) must be >= 1"),
+        ({"graph": 3}, TypeError, r"graph \(--graph\)"),
     ],
 )
 def test_bad_options_name_the_option(kwargs: dict, error: type, match: str) -> None:
@@ -154,3 +164,72 @@ def test_the_cli_parser_is_built_from_the_fields() -> None:
     assert (opts.lo, opts.hi, opts.cache, opts.progress) == ("0.01x", 300, False, False)
     helps = {a.dest: a.help for a in p._actions}
     assert "(default 20)" in helps["knn"] and "(default kmeans)" in helps["topic_method"]
+
+
+def test_protocol_options_defaults_and_normalization() -> None:
+    opts = FeatureOptions()
+    assert (opts.sampler, opts.typeless, opts.length_band, opts.stratify) == (
+        "greedy",
+        "exclude",
+        None,
+        None,
+    )
+    assert (opts.knn_method, opts.nprobe, opts.graph) == ("exact", None, None)
+    assert FeatureOptions(length_band=" 450 : 550 ").length_band == "450:550"
+    assert FeatureOptions(length_band=(450, 550)).length_band == "450:550"
+    assert FeatureOptions(length_band=":550").length_band == "0:550"
+    assert FeatureOptions(length_band="450:").length_band == "450:"
+    from tritondiv.feature_store import parse_length_band
+
+    assert parse_length_band("450:") == (450, None) and parse_length_band(None) is None
+    from tritondiv.commands._options import add_arguments, from_args
+
+    p = argparse.ArgumentParser()
+    add_arguments(p, FeatureOptions)
+    argv = "--sampler uniform --typeless include --length-band 450:550 --stratify source"
+    args = p.parse_args([*argv.split(), "--knn-method", "ivf", "--nprobe", "8"])
+    got = from_args(FeatureOptions, args)
+    assert got == FeatureOptions(
+        sampler="uniform",
+        typeless="include",
+        length_band="450:550",
+        stratify="source",
+        knn_method="ivf",
+        nprobe=8,
+    )
+
+
+def test_length_band_counts_response_tokens_of_the_micro_tokenizer() -> None:
+    texts = ["a", "a b", "a b c", "a b c d", "a b c d e"]
+    feats = Features(
+        _Pool(texts),
+        FeatureOptions(tokenizer="whitespace", length_band="2:4", cache=False, progress=False),
+    )
+    assert feats.response_lengths().tolist() == [1, 2, 3, 4, 5]
+    assert feats.in_length_band().tolist() == [False, True, True, True, False]
+    assert feats.tokenizer_identity()["name"] == "whitespace"
+    assert Features(_Pool(texts), FeatureOptions(cache=False)).in_length_band() is None
+
+
+def test_a_users_graph_is_loaded_and_checked(tmp_path) -> None:
+    import scipy.sparse as sp
+
+    from tritondiv.feature_store import load_graph
+
+    G = sp.random(6, 6, density=0.5, random_state=0, format="csr")
+    sp.save_npz(tmp_path / "g.npz", G)
+    got = load_graph(tmp_path / "g.npz", 6)
+    assert got.shape == (6, 6) and np.allclose(got.toarray(), G.toarray())
+    with pytest.raises(ValueError, match=r"shape \(6, 6\), expected \(5, 5\)"):
+        load_graph(tmp_path / "g.npz", 5)
+    sp.save_npz(tmp_path / "neg.npz", sp.csr_matrix(-np.eye(6)))
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        load_graph(tmp_path / "neg.npz", 6)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        load_graph(tmp_path / "none.npz", 6)
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a scipy sparse"):
+        load_graph(tmp_path / "bad.npz", 6)
+    feats = Features(_Pool(["x"] * 6), FeatureOptions(graph=str(tmp_path / "g.npz")))
+    feats._embeddings["response"] = np.eye(6, dtype=np.float32)
+    assert np.allclose(feats.knn("response").toarray(), G.toarray())

@@ -116,3 +116,44 @@ def test_report_errors_name_the_directory(
         write_report(tmp_path)
     assert main(["report", str(tmp_path / "missing")]) == 2
     assert "is not a directory" in capsys.readouterr().err
+
+
+def test_report_shows_the_protocol_facts_per_level(tmp_path: Path) -> None:
+    from tritondiv.report import _source_mix
+
+    for i, p in enumerate([0.0, 1.0]):
+        write_dataset(
+            tmp_path / f"response-micro/level-{i}",
+            [{"instruction": "q", "output": "a"}],
+            {
+                "strategy": "response-micro",
+                "level": p,
+                "level_index": i,
+                "size": 10,
+                "seed": 0,
+                "k": 1 + i,
+                "k_min": 1,
+                "k_max": 2,
+                "n_types": 2,
+                "coverage": 1 + i,
+                "coverage_fraction": (1 + i) / 2,
+                "sampler": "uniform",
+                "typeless": {"rule": "exclude", "count": 7, "excluded": 5},
+                "length_band": {"band": [450, 550], "excluded": 12},
+                "stratify": {"by": "source", "strata": []},
+                "tokenizer": {"name": "smollm2", "sha256": "0123456789abcdef", "source": "x"},
+                "sources": {"a.json": 6 - i, "b.json": 3 + i, "c.json": 1, "d.json": 0},
+                "mean_response_tokens": 481.5 + i,
+                "ids": ["x"],
+            },
+        )
+    html = write_report(tmp_path).read_text(encoding="utf-8")
+    assert "<td>smollm2 01234567</td>" in html
+    assert "<td>7 (5)</td>" in html and "<td>481.5</td>" in html and "<td>482.5</td>" in html
+    assert "a 60%<br>b 30%<br>c 10%" in html and "a 50%<br>b 40%<br>c 10%" in html
+    assert "sampler: uniform" in html and "band (tokens): 450:550" in html
+    assert "stratified by source" in html
+    assert _source_mix({f"s{i}.json": 10 - i for i in range(5)}) == (
+        "s0 25%<br>s1 22%<br>s2 20%<br>other 32%"
+    )
+    assert _source_mix(None) == "–"

@@ -17,6 +17,7 @@ and the kNN graph, through typed accessors. It holds the one seed of these compu
 
 from __future__ import annotations
 
+import hashlib
 import math
 import sys
 import time
@@ -41,10 +42,30 @@ from tritondiv.families import (
 )
 from tritondiv.incidence import Incidence
 
-__all__ = ["G_FUNCTIONS", "FeatureOptions", "Features", "make_tagger"]
+__all__ = [
+    "G_FUNCTIONS",
+    "KNN_METHODS",
+    "SAMPLERS",
+    "STRATIFY",
+    "TYPELESS_RULES",
+    "FeatureOptions",
+    "Features",
+    "load_graph",
+    "make_tagger",
+    "parse_length_band",
+]
 
 #: Concave functions of the balanced greedy (:func:`tritondiv.select.balanced_greedy`).
 G_FUNCTIONS: tuple[str, ...] = ("log1p", "sqrt", "min")
+#: Samplers of the type strategies: the balanced greedy, or the paper's uniform sampler
+#: (:func:`tritondiv.select.uniform_types`).
+SAMPLERS: tuple[str, ...] = ("greedy", "uniform")
+#: What a type strategy does with samples that carry no type of its family.
+TYPELESS_RULES: tuple[str, ...] = ("exclude", "include")
+#: Stratification of the selection (``None``: none).
+STRATIFY: tuple[str, ...] = ("source",)
+#: How the facility-location kNN graph is built (:func:`tritondiv.kernels.knn_graph`).
+KNN_METHODS: tuple[str, ...] = ("exact", "ivf", "auto")
 
 _T = TypeVar("_T")
 
@@ -82,8 +103,9 @@ class FeatureOptions:
     )
     tokenizer: str | None = _opt(
         None,
-        "tokenizer of the model to be fine-tuned (tokenizer.json or its directory; "
-        "default: the packaged all-MiniLM-L6-v2)",
+        "micro tokenizer: the tokenizer of the model to be fine-tuned (tokenizer.json or its "
+        "directory, or the names smollm2, minilm, whitespace; default: the packaged "
+        "SmolLM2-135M one)",
         metavar="PATH",
     )
     tagger: str = _opt(
@@ -125,6 +147,47 @@ class FeatureOptions:
         choices=COMPONENTS,
     )
     knn: int = _opt(20, "neighbours of the facility-location graph", type=int)
+    knn_method: str = _opt(
+        "exact",
+        "facility-location kNN graph: exact, ivf (approximate, large pools) or auto",
+        choices=KNN_METHODS,
+    )
+    nprobe: int | None = _opt(
+        None,
+        "ivf kNN graph: lists probed per query (default: the kernel's)",
+        metavar="N",
+        type=int,
+    )
+    graph: str | None = _opt(
+        None,
+        "a precomputed N x N similarity graph (scipy .npz CSR) for facility location, "
+        "instead of the kNN graph",
+        metavar="NPZ",
+    )
+    sampler: str = _opt(
+        "greedy",
+        "type strategies: greedy (balanced greedy, sum_t g(c_t)) or uniform (the paper's "
+        "sampler: round-robin over the k types of S_k)",
+        choices=SAMPLERS,
+    )
+    typeless: str = _opt(
+        "exclude",
+        "type strategies: samples carrying no type of the family are not candidates "
+        "(exclude) or are (include)",
+        choices=TYPELESS_RULES,
+    )
+    length_band: str | None = _opt(
+        None,
+        "keep only candidates whose response has LO to HI tokens (micro tokenizer, both "
+        "inclusive; LO: or :HI open), for every strategy, before pruning",
+        metavar="LO:HI",
+    )
+    stratify: str | None = _opt(
+        None,
+        "source: every dataset keeps the candidates' source mix (per-source quotas by "
+        "largest remainder, each selected within its source)",
+        choices=STRATIFY,
+    )
     tau: float = _opt(0.9, "cosine threshold of the threshold baseline", type=float)
     g: str = _opt("log1p", "concave function of the balanced greedy", choices=G_FUNCTIONS)
     cache: bool = _opt(
@@ -242,6 +305,55 @@ def _tau(value: Any) -> float:
     return tau
 
 
+def parse_length_band(value: Any) -> tuple[int, int | None] | None:
+    """``"LO:HI"`` -> ``(LO, HI)`` response tokens, both inclusive; ``"LO:"`` -> ``(LO, None)``
+    (no upper bound), ``":HI"`` -> ``(0, HI)``; ``None`` -> ``None``. A pair is accepted too.
+    """
+    if value is None:
+        return None
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"length band {value!r}: pass two bounds (LO, HI)")
+        parts = ["" if v is None else str(v) for v in value]
+    elif isinstance(value, str):
+        if value.count(":") != 1:
+            raise ValueError(f"length band {value!r}: pass LO:HI (response tokens), e.g. 300:700")
+        parts = [t.strip() for t in value.split(":")]
+    else:
+        raise TypeError(f"length band: expected a 'LO:HI' string, got {type(value).__name__}")
+    try:
+        lo = int(parts[0]) if parts[0] else 0
+        hi = int(parts[1]) if parts[1] else None
+    except ValueError:
+        raise ValueError(
+            f"length band {value!r}: LO and HI must be whole token counts, e.g. 300:700"
+        ) from None
+    if lo < 0 or (hi is not None and hi < lo):
+        raise ValueError(f"length band {value!r}: need 0 <= LO <= HI")
+    return lo, hi
+
+
+def _length_band(value: Any) -> str | None:
+    try:
+        band = parse_length_band(value)
+    except ValueError as exc:
+        raise ValueError(f"{_flag('length_band')}: {exc}") from None
+    except TypeError as exc:
+        raise TypeError(f"{_flag('length_band')}: {exc}") from None
+    if band is None:
+        return None
+    return f"{band[0]}:{'' if band[1] is None else band[1]}"
+
+
+def _optional_choice(name: str, choices: tuple[str, ...]) -> Callable[[Any], str | None]:
+    def norm(value: Any) -> str | None:
+        if value is None:
+            return None
+        return _choice(name, choices)(value)
+
+    return norm
+
+
 def _boolean(name: str, optional: bool) -> Callable[[Any], bool | None]:
     def norm(value: Any) -> bool | None:
         if value is None and optional:
@@ -266,6 +378,13 @@ _NORMALIZE: dict[str, Callable[[Any], Any]] = {
     "topic_method": _choice("topic_method", TOPIC_METHODS),
     "component": _choice("component", COMPONENTS),
     "knn": _integer("knn", 1, optional=False),
+    "knn_method": _choice("knn_method", KNN_METHODS),
+    "nprobe": _integer("nprobe", 1, optional=True),
+    "graph": _optional_path("graph"),
+    "sampler": _choice("sampler", SAMPLERS),
+    "typeless": _choice("typeless", TYPELESS_RULES),
+    "length_band": _length_band,
+    "stratify": _optional_choice("stratify", STRATIFY),
     "tau": _tau,
     "g": _choice("g", G_FUNCTIONS),
     "cache": _boolean("cache", optional=False),
@@ -305,6 +424,31 @@ def make_tagger(
     raise ValueError(f"tagger {spec!r} is unknown: pass keyphrase, column:FIELD or llm:PATH")
 
 
+def load_graph(path: str | Path, n_samples: int) -> Any:
+    """A user's similarity graph: a scipy sparse ``.npz`` (``scipy.sparse.save_npz``), CSR,
+    ``n_samples x n_samples``, finite non-negative similarities."""
+    import scipy.sparse as sp  # type: ignore[import-untyped]
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"graph (--graph) {p}: no such file")
+    try:
+        G = sp.load_npz(p)
+    except (ValueError, OSError, KeyError) as exc:
+        raise ValueError(
+            f"graph (--graph) {p}: not a scipy sparse .npz (scipy.sparse.save_npz): {exc}"
+        ) from None
+    if G.shape != (n_samples, n_samples):
+        raise ValueError(
+            f"graph (--graph) {p}: shape {G.shape}, expected ({n_samples}, {n_samples}) "
+            "(one row and column per pool sample)"
+        )
+    G = G.tocsr().astype(np.float32)
+    if G.nnz and (not np.all(np.isfinite(G.data)) or G.data.min() < 0):
+        raise ValueError(f"graph (--graph) {p}: similarities must be finite and >= 0")
+    return G
+
+
 def _check_component(component: str) -> None:
     if component not in COMPONENTS:
         raise ValueError(f"component must be one of {COMPONENTS}, got {component!r}")
@@ -339,6 +483,7 @@ class Features:
         self._incidences: dict[str, Incidence] = {}
         self._prunings: dict[str, Any] = {}
         self._knn: dict[str, Any] = {}
+        self._tokenizer_id: list[dict[str, Any]] = []
 
     @property
     def n_samples(self) -> int:
@@ -441,6 +586,33 @@ class Features:
         """Absolute micro band ``(lo, hi)`` for this pool (the same for both components)."""
         return resolve_band(self.options.lo, self.options.hi, self.n_samples)
 
+    def tokenizer_identity(self) -> dict[str, Any]:
+        """What the manifests record about the micro tokenizer (:func:`tokenizer_identity`)."""
+        if not self._tokenizer_id:
+            from tritondiv.tokens import tokenizer_identity
+
+            self._tokenizer_id.append(tokenizer_identity(self.tokenizer()))
+        return dict(self._tokenizer_id[0])
+
+    def response_lengths(self) -> np.ndarray:
+        """``int64[N]``: response length of every sample in micro-tokenizer tokens."""
+        return np.diff(np.asarray(self.tokens("response").offsets, dtype=np.int64))
+
+    def length_band(self) -> tuple[int, int | None] | None:
+        """The option ``length_band`` as ``(lo, hi)`` (``hi`` ``None``: open), or ``None``."""
+        return parse_length_band(self.options.length_band)
+
+    def in_length_band(self) -> np.ndarray | None:
+        """``bool[N]``: samples whose response length lies in the band (``None``: no band)."""
+        band = self.length_band()
+        if band is None:
+            return None
+        lengths = self.response_lengths()
+        keep = lengths >= band[0]
+        if band[1] is not None:
+            keep &= lengths <= band[1]
+        return keep
+
     # ---- types ------------------------------------------------------------------------
     def incidence(self, family: str) -> Incidence:
         """The incidence of a type family ``<component>-<macro|meso|micro>``."""
@@ -480,25 +652,46 @@ class Features:
     def n_topics(self) -> int:
         return self.options.topics or default_topics(self.n_samples)
 
-    def pruning(self, family: str) -> Any:
-        """The reverse greedy pruning of a type family (computed once, seeded)."""
+    def pruning(self, family: str, rows: np.ndarray | None = None) -> Any:
+        """The reverse greedy pruning of a type family (computed once, seeded).
+
+        ``rows`` (ascending pool indices): the pruning of the incidence restricted to those
+        rows (``incidence(family).subset(rows)``; its pools are indices into ``rows``).
+        """
         inc = self.incidence(family)
+        key = family
+        if rows is not None:
+            rows = np.ascontiguousarray(rows, dtype=np.int64)
+            key = f"{family}:{rows.size}:{hashlib.sha1(rows.tobytes()).hexdigest()}"
+            inc = inc.subset(rows)
 
         def compute() -> Any:
             from tritondiv.select import prune_types
 
             return prune_types(inc, seed=self.seed)
 
-        return self._timed(self._prunings, family, f"prune-{family}", compute)
+        return self._timed(self._prunings, key, f"prune-{family}", compute)
+
+    def _knn_graph(self, X: np.ndarray) -> Any:
+        """The facility-location graph: the option ``graph`` (checked N x N), or the kNN
+        graph of ``X`` (``knn_method``, ``nprobe``)."""
+        opts = self.options
+        if opts.graph is not None:
+            return load_graph(opts.graph, self.n_samples)
+        from tritondiv.kernels import knn_graph
+
+        # method/nprobe only when asked for (the IVF graph is newer than the exact one)
+        extra: dict[str, Any] = {}
+        if opts.knn_method != "exact" or opts.nprobe is not None:
+            extra = {"method": opts.knn_method, "nprobe": opts.nprobe}
+        return knn_graph(X, opts.knn, symmetrize=True, progress=self.progress, **extra)
 
     def knn(self, component: str) -> Any:
         """The kNN cosine-similarity graph (scipy CSR) of a component's embeddings."""
         X = self.embeddings(component)
 
         def compute() -> Any:
-            from tritondiv.kernels import knn_graph
-
-            return knn_graph(X, self.options.knn, symmetrize=True, progress=self.progress)
+            return self._knn_graph(X)
 
         return self._timed(self._knn, component, f"knn-{component}", compute)
 

@@ -316,6 +316,60 @@ def _summary_html(summary: list[dict[str, Any]]) -> list[str]:
     return parts
 
 
+def _tokenizer_cell(tok: Any) -> str | None:
+    """``name`` of a recorded tokenizer identity (with the first hash digits)."""
+    if not isinstance(tok, dict):
+        return None
+    digest = str(tok.get("sha256") or "")[:8]
+    return f"{tok.get('name', '?')}{' ' + digest if digest else ''}"
+
+
+def _typeless_cell(info: Any) -> str | None:
+    """``count (excluded)`` of a recorded typeless rule."""
+    if not isinstance(info, dict):
+        return None
+    return f"{info.get('count', 0)} ({info.get('excluded', 0)})"
+
+
+#: Sources shown per dataset in the datasets table (the rest summed as "other").
+SOURCE_MIX_TOP = 3
+
+
+def _source_mix(sources: Any) -> str:
+    """The largest shares of a dataset's ``sources``, one per line (``name 48%``)."""
+    if not isinstance(sources, dict) or not sources:
+        return "–"
+    total = sum(sources.values()) or 1
+    ranked = sorted(sources.items(), key=lambda kv: (-kv[1], kv[0]))
+    lines = [
+        f"{html.escape(Path(str(k)).stem)} {v / total:.0%}" for k, v in ranked[:SOURCE_MIX_TOP]
+    ]
+    rest = sum(v for _, v in ranked[SOURCE_MIX_TOP:])
+    if rest:
+        lines.append(f"other {rest / total:.0%}")
+    return "<br>".join(lines)
+
+
+def _protocol_notes(rows: list[dict[str, Any]]) -> str:
+    """One line on the sampler, length band and stratification the datasets used."""
+    out = []
+    samplers = sorted({str(r["sampler"]) for r in rows if r.get("sampler")})
+    if samplers:
+        out.append(f"type-strategy sampler: {', '.join(samplers)}")
+    bands = sorted(
+        {
+            f"{b['band'][0]}:{'' if b['band'][1] is None else b['band'][1]}"
+            for r in rows
+            if isinstance(b := r.get("length_band"), dict)
+        }
+    )
+    if bands:
+        out.append(f"response length band (tokens): {', '.join(bands)}")
+    if any(r.get("stratify") for r in rows):
+        out.append("stratified by source (each source's share as in the candidates)")
+    return html.escape("; ".join(out) + ".") if out else ""
+
+
 def _dataset_links(path: str) -> str:
     from tritondiv.dataset import DATA_FILE, MANIFEST_FILE
 
@@ -330,7 +384,7 @@ _STYLE = (
     "th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}"
     "table.summary td,table.summary th{text-align:left;max-width:420px}td.flag{background:#fff4d6}"
     "img{max-width:100%;border:1px solid #ddd}.note{color:#555;font-size:13px}"
-    "details{margin:.5em 0}</style>"
+    "details{margin:.5em 0}td.mix{text-align:left;white-space:nowrap;font-size:12px}</style>"
 )
 # Logs an error on the console for any plot that does not load (the report test checks it).
 _IMAGE_CHECK = (
@@ -404,14 +458,22 @@ def write_report(directory: str | Path) -> Path:
     parts.append(
         "<h2>Datasets</h2><table><tr><th>strategy</th><th>level p</th><th>k</th>"
         "<th>k_min</th><th>k_max</th><th>coverage</th><th>n_types</th><th>samples</th>"
-        "<th>files</th></tr>"
+        "<th title='micro tokenizer (counts the tokens and the response lengths)'>tokenizer</th>"
+        "<th title='samples of the family with no type; excluded as candidates'>typeless "
+        "(excl.)</th><th title='mean response length, micro-tokenizer tokens'>resp. tokens</th>"
+        "<th>source mix</th><th>files</th></tr>"
     )
     for r in ordered:
         cells = [r.get(k) for k in ("strategy", "level", "k", "k_min", "k_max", "coverage")]
-        cells += [r.get("n_types"), r.get("size")]
+        cells += [r.get("n_types"), r.get("size"), _tokenizer_cell(r.get("tokenizer"))]
+        cells += [_typeless_cell(r.get("typeless")), r.get("mean_response_tokens")]
         row = "".join(f"<td>{_fmt(c)}</td>" for c in cells)
+        row += f"<td class='mix'>{_source_mix(r.get('sources'))}</td>"
         parts.append(f"<tr>{row}<td>{_dataset_links(r['_path'])}</td></tr>")
     parts.append("</table>")
+    notes = _protocol_notes(ordered)
+    if notes:
+        parts.append(f"<p class='note'>{notes}</p>")
     for comp in ("instruction", "response"):
         parts.append(
             f"<h3>{comp.capitalize()} metrics</h3><table><tr><th>strategy</th><th>level p</th>"

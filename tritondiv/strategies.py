@@ -28,6 +28,38 @@ strategies — it is not guaranteed to be non-decreasing in ``p``).
   pass (small candidate pools of near-duplicates), ``tau`` is relaxed in steps of 0.02
   until ``n`` pass (the manifest records ``tau_used``).
 - ``random``: a seeded uniform sample of the candidates.
+
+The paper's protocol, as options (:class:`FeatureOptions`, each recorded in the manifests):
+
+- **Levels**: the paper's 7, ``p = 0, 1/6, ..., 1`` (:func:`parse_levels` of ``7``); each
+  manifest records ``k``, ``k_min`` and ``k_max`` of its level.
+- ``sampler`` (type strategies): ``"greedy"``, the balanced greedy over ``S_k(p)``, or
+  ``"uniform"``, the paper's sampler (:func:`tritondiv.select.uniform_types`: round-robin
+  over the ``k`` types of ``S_k``).
+- ``typeless`` (type strategies): samples that carry no type of the family (no mid-band
+  token, no tag, HDBSCAN noise) are **not** candidates under ``"exclude"`` (the default) —
+  a dataset "at ``k`` types" is then made of samples of those types only; ``"include"``
+  keeps them (they survive every pruning step and are drawn last). The manifest's
+  ``typeless`` records the rule, the family's count and how many were excluded.
+- ``length_band`` ``"LO:HI"``: every strategy (type and baseline) only sees samples whose
+  response has ``LO..HI`` tokens of the micro tokenizer (the paper's length control),
+  manifest ``length_band``: the band and how many samples it excluded.
+
+Exclusions restrict the candidate rows **before** pruning: the pruning and the selection
+run on ``incidence.subset(rows)`` and their indices are mapped back to pool indices.
+
+- ``stratify="source"``: each dataset keeps the candidates' source mix (``Pool.source``,
+  the file of each sample; equal to the pool's when nothing is excluded). Source ``s``
+  with ``c_s`` of the ``C`` candidates gets the quota ``q_s`` of :func:`source_quotas`
+  (largest remainder: ``floor(n c_s / C)``, plus one for the largest remainders; the quotas
+  sum to ``n``). The whole selection (pruning, the same ``k(p)`` rule with ``n = q_s``,
+  the sampler or the baseline's pick) then runs on each source's candidates alone, and
+  the parts are concatenated in a seeded order of the sources. The manifest's
+  ``stratify`` lists each stratum's candidates, quota and ``k``/``k_min``/``k_max``; the
+  top-level ``k`` (``k_min``, ``k_max``) counts the distinct types kept over all strata.
+
+Every manifest also records the micro tokenizer (:func:`tritondiv.tokens.tokenizer_identity`),
+``sources`` (samples per source file name) and ``mean_response_tokens``.
 """
 
 from __future__ import annotations
@@ -36,6 +68,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -68,6 +101,7 @@ __all__ = [
     "response_meso",
     "response_micro",
     "run_strategy",
+    "source_quotas",
     "strategy_spec",
     "threshold",
 ]
@@ -77,7 +111,22 @@ BASELINE_STRATEGIES: tuple[str, ...] = ("kcenter", "facility-location", "thresho
 STRATEGIES: tuple[str, ...] = TYPE_STRATEGIES + BASELINE_STRATEGIES
 
 # Selection fields left out of a manifest when they do not apply (None).
-_OPTIONAL_FIELDS = ("tags", "component", "candidates", "knn", "tau", "tau_used", "timings")
+_OPTIONAL_FIELDS = (
+    "tags",
+    "component",
+    "candidates",
+    "knn",
+    "tau",
+    "tau_used",
+    "sampler",
+    "typeless",
+    "length_band",
+    "stratify",
+    "tokenizer",
+    "sources",
+    "mean_response_tokens",
+    "timings",
+)
 
 
 @dataclass
@@ -115,6 +164,20 @@ class Selection:
     knn: int | None = None
     tau: float | None = None
     tau_used: float | None = None
+    #: type strategies: the sampler (greedy or uniform)
+    sampler: str | None = None
+    #: samples of the family's incidence with no type, the rule and how many it excluded
+    typeless: dict[str, Any] | None = None
+    #: the response length band and how many samples of the pool it excluded
+    length_band: dict[str, Any] | None = None
+    #: stratification: by what, and per stratum its quota, candidates and type budgets
+    stratify: dict[str, Any] | None = None
+    #: the micro tokenizer (:func:`tritondiv.tokens.tokenizer_identity`)
+    tokenizer: dict[str, Any] | None = None
+    #: samples per source file (file name: count), in the dataset
+    sources: dict[str, int] | None = None
+    #: mean response length in micro-tokenizer tokens
+    mean_response_tokens: float | None = None
     metrics: dict[str, Any] | None = None
     timings: dict[str, float] | None = None
 
@@ -254,6 +317,169 @@ def _add_time(features: Features, stage: str, t0: float) -> None:
     features.timings[stage] = features.timings.get(stage, 0.0) + time.perf_counter() - t0
 
 
+# ---- candidates and strata -------------------------------------------------------------
+@dataclass
+class _Candidates:
+    """The candidate rows of a strategy (``None``: the whole pool) and what was excluded."""
+
+    rows: np.ndarray | None
+    typeless: dict[str, Any]
+    length_band: dict[str, Any] | None
+
+    @property
+    def count(self) -> int | None:
+        return None if self.rows is None else int(self.rows.size)
+
+
+def _candidates(features: Features, family: str, type_strategy: bool) -> _Candidates:
+    """Restrict the pool before pruning: the length band (every strategy), then, for a type
+    strategy under ``typeless="exclude"``, the samples with no type of its family."""
+    inc = features.incidence(family)
+    keep = np.ones(inc.n_samples, dtype=bool)
+    has_type = np.asarray(inc.row_lengths()) > 0
+    band_info = None
+    in_band = features.in_length_band()
+    if in_band is not None:
+        band = features.length_band()
+        assert band is not None
+        keep &= in_band
+        band_info = {"band": [band[0], band[1]], "excluded": int((~in_band).sum())}
+    rule = features.options.typeless if type_strategy else "include"
+    excluded = 0
+    if rule == "exclude":
+        excluded = int((keep & ~has_type).sum())
+        keep &= has_type
+    rows = None if keep.all() else np.flatnonzero(keep).astype(np.int64)
+    typeless = {"rule": rule, "count": int((~has_type).sum()), "excluded": excluded}
+    return _Candidates(rows, typeless, band_info)
+
+
+def source_quotas(counts: Sequence[int] | np.ndarray, n: int) -> np.ndarray:
+    """Split ``n`` over strata of ``counts`` samples by largest remainder (Hamilton).
+
+    Stratum ``s`` gets ``floor(n c_s / C)`` plus one for the ``n - sum floor`` strata of
+    largest remainder ``n c_s mod C`` (ties: the earlier stratum); the quotas sum to ``n``
+    and each is within one of ``n c_s / C`` (and at most ``c_s`` when ``n <= C``).
+    """
+    c = np.asarray(counts, dtype=np.int64)
+    total = int(c.sum())
+    if total <= 0:
+        raise ValueError("source_quotas: the strata hold no samples")
+    base = (n * c) // total
+    rem = (n * c) % total
+    extra = int(n - base.sum())
+    order = np.lexsort((np.arange(c.size), -rem))
+    base[order[:extra]] += 1
+    return base
+
+
+@dataclass
+class _Stratum:
+    """Rows (ascending pool indices, ``None``: every row) selected from with a quota."""
+
+    source: str | None
+    rows: np.ndarray | None
+    quota: int
+
+    def to_pool(self, local: np.ndarray) -> np.ndarray:
+        idx = np.asarray(local, dtype=np.int64)
+        return idx if self.rows is None else self.rows[idx]
+
+
+def _strata(features: Features, cand: _Candidates, n: int, seed: int) -> list[_Stratum]:
+    """One stratum (the candidates), or with ``stratify="source"`` one per source of the
+    candidates with its largest-remainder quota, in a seeded order."""
+    if features.options.stratify is None:
+        return [_Stratum(None, cand.rows, n)]
+    rows = np.arange(features.n_samples, dtype=np.int64) if cand.rows is None else cand.rows
+    pool_source = getattr(features.pool, "source", None)
+    if pool_source is None:
+        raise ValueError(
+            "stratify='source' needs the pool's source column (Pool.source, the file of each "
+            f"sample); this pool ({type(features.pool).__name__}) has none"
+        )
+    src = np.asarray([str(pool_source[i]) for i in rows], dtype=object)
+    names, inverse = np.unique(src, return_inverse=True)
+    quotas = source_quotas(np.bincount(inverse, minlength=names.size), n)
+    strata = [
+        _Stratum(str(name), rows[inverse == i], int(quotas[i]))
+        for i, name in enumerate(names)
+        if quotas[i] > 0
+    ]
+    order = np.random.default_rng(seed).permutation(len(strata))
+    return [strata[i] for i in order]
+
+
+@dataclass
+class _Part:
+    """One stratum's dataset at one level."""
+
+    indices: np.ndarray
+    k: int
+    k_min: int
+    k_max: int
+    candidates: int
+    pruning: Any = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _pruning(features: Features, family: str, rows: np.ndarray | None, seed: int) -> Any:
+    if seed == features.seed:
+        return features.pruning(family, rows)
+    from tritondiv.select import prune_types
+
+    inc = features.incidence(family)
+    return prune_types(inc if rows is None else inc.subset(rows), seed=seed)
+
+
+def _kept(parts: Sequence[_Part], which: str) -> int:
+    """Distinct types kept over several strata at their ``k``/``k_min``/``k_max``."""
+    kept = [p.pruning.types(getattr(p, which)) for p in parts]
+    return int(np.unique(np.concatenate(kept)).size) if kept else 0
+
+
+def _combine(
+    parts: list[_Part], strata: list[_Stratum]
+) -> tuple[np.ndarray, int, int, int, int, dict[str, Any] | None]:
+    """``(indices, k, k_min, k_max, candidates, stratify)`` of one level over the strata."""
+    if len(parts) == 1 and strata[0].source is None:
+        p = parts[0]
+        return p.indices, p.k, p.k_min, p.k_max, p.candidates, None
+    idx = np.concatenate([p.indices for p in parts]).astype(np.int64)
+    per = [
+        {
+            "source": st.source,
+            "candidates": int(st.rows.size) if st.rows is not None else 0,
+            "quota": st.quota,
+            "k": p.k,
+            "k_min": p.k_min,
+            "k_max": p.k_max,
+        }
+        for st, p in zip(strata, parts, strict=True)
+    ]
+    k, k_min, k_max = _kept(parts, "k"), _kept(parts, "k_min"), _kept(parts, "k_max")
+    cands = sum(p.candidates for p in parts)
+    return idx, k, k_min, k_max, cands, {"by": "source", "strata": per}
+
+
+def _check_candidates(n: int, cand: _Candidates, n_samples: int, what: str) -> None:
+    _check_size(n, n_samples, what)
+    if cand.count is not None and n > cand.count:
+        why = []
+        if cand.length_band is not None:
+            lo, hi = cand.length_band["band"]
+            why.append(
+                f"the length band {lo}:{'' if hi is None else hi} excludes "
+                f"{cand.length_band['excluded']}"
+            )
+        if cand.typeless["excluded"]:
+            why.append(f"typeless=exclude excludes {cand.typeless['excluded']} with no type")
+        raise ValueError(
+            f"{what}: size {n} is larger than the {cand.count} candidates ({'; '.join(why)}): "
+            "pass a smaller --size, a wider --length-band or --typeless include"
+        )
+
+
 def _selection(
     strategy: Strategy,
     features: Features,
@@ -265,11 +491,21 @@ def _selection(
     k_max: int,
     family: str,
     seed: int,
+    cand: _Candidates,
     **extra: Any,
 ) -> Selection:
     inc = features.incidence(family)
     idx = np.asarray(indices, dtype=np.int64)
     ids = features.pool.ids
+    src = getattr(features.pool, "source", None)
+    sources: dict[str, int] | None = None
+    if src is not None:
+        sources = {}
+        for i in idx:
+            name = Path(str(src[i])).name
+            sources[name] = sources.get(name, 0) + 1
+        sources = dict(sorted(sources.items()))
+    lengths = features.response_lengths()
     return Selection(
         strategy=strategy.name,
         level=float(level),
@@ -284,6 +520,11 @@ def _selection(
         seed=int(seed),
         options=features.options.to_dict(),
         ids=[str(ids[i]) for i in idx],
+        typeless=dict(cand.typeless),
+        length_band=None if cand.length_band is None else dict(cand.length_band),
+        tokenizer=features.tokenizer_identity(),
+        sources=sources,
+        mean_response_tokens=float(lengths[idx].mean()) if idx.size else 0.0,
         **extra,
     )
 
@@ -291,21 +532,41 @@ def _selection(
 def _run_types(
     strategy: Strategy, features: Features, n: int, levels: list[float], seed: int
 ) -> list[Selection]:
-    from tritondiv.select import select_types_ladder
+    from tritondiv.select import select_types_ladder, uniform_types_ladder
 
     component, family = strategy.resolve(features.options)
     inc = features.incidence(family)
-    _check_size(n, inc.n_samples, family)
+    cand = _candidates(features, family, type_strategy=True)
+    _check_candidates(n, cand, inc.n_samples, family)
+    strata = _strata(features, cand, n, seed)
+    sampler = features.options.sampler
     t0 = time.perf_counter()
-    results = select_types_ladder(
-        inc,
-        n,
-        levels,
-        g=features.options.g,
-        seed=seed,
-        progress=features.progress,
-        desc=f"select {family}",
-    )
+    per_stratum: list[list[_Part]] = []
+    for st in strata:
+        sub = inc if st.rows is None else inc.subset(st.rows)
+        where = family if st.source is None else f"{family} {Path(st.source).name}"
+        pr = None
+        if sampler == "uniform" or st.source is not None:
+            pr = _pruning(features, family, st.rows, seed)
+        if sampler == "uniform":
+            results = uniform_types_ladder(
+                sub, st.quota, levels, seed=seed, pruning=pr, progress=features.progress
+            )
+        else:
+            results = select_types_ladder(
+                sub,
+                st.quota,
+                levels,
+                g=features.options.g,
+                seed=seed,
+                progress=features.progress,
+                desc=f"select {where}",
+            )
+        parts = []
+        for res in results:
+            assert res.k is not None and res.k_min is not None and res.k_max is not None
+            parts.append(_Part(st.to_pool(res.indices), res.k, res.k_min, res.k_max, 0, pruning=pr))
+        per_stratum.append(parts)
     _add_time(features, f"select-{family}", t0)
     tags = None
     report = features.tag_report(component) if family.endswith("-meso") else None
@@ -318,41 +579,8 @@ def _run_types(
             "untagged": int(report.untagged),
         }
     out = []
-    for level, res in zip(levels, results, strict=True):
-        assert res.k is not None and res.k_min is not None and res.k_max is not None
-        out.append(
-            _selection(
-                strategy,
-                features,
-                level=level,
-                indices=res.indices,
-                k=res.k,
-                k_min=res.k_min,
-                k_max=res.k_max,
-                family=family,
-                seed=seed,
-                tags=None if tags is None else dict(tags),
-            )
-        )
-    return out
-
-
-def _run_baseline(
-    strategy: Strategy, features: Features, n: int, levels: list[float], seed: int
-) -> list[Selection]:
-    assert strategy.pick is not None
-    component, family = strategy.resolve(features.options)
-    inc = features.incidence(family)
-    _check_size(n, inc.n_samples, strategy.name)
-    pruning = features.pruning(family)
-    k_min, k_max = int(pruning.k_min(n)), int(pruning.k_max)
-    out = []
-    for level in _levels_bar(levels, f"select {strategy.name} ({component})", features.progress):
-        k = int(pruning.k_at(level, n))
-        candidates = np.sort(np.asarray(pruning.pool(k), dtype=np.int64))
-        t0 = time.perf_counter()
-        idx, info = strategy.pick(features, candidates, n, seed)
-        _add_time(features, f"select-{strategy.name}", t0)
+    for i, level in enumerate(levels):
+        idx, k, k_min, k_max, _c, strat = _combine([ps[i] for ps in per_stratum], strata)
         out.append(
             _selection(
                 strategy,
@@ -364,9 +592,71 @@ def _run_baseline(
                 k_max=k_max,
                 family=family,
                 seed=seed,
+                cand=cand,
+                tags=None if tags is None else dict(tags),
+                sampler=sampler,
+                stratify=strat,
+            )
+        )
+    return out
+
+
+def _merge_info(infos: list[dict[str, Any]]) -> dict[str, Any]:
+    """The picks' extra fields over strata (``tau_used``: the largest any stratum needed)."""
+    out: dict[str, Any] = {}
+    for info in infos:
+        for key, value in info.items():
+            out[key] = max(out[key], value) if key == "tau_used" and key in out else value
+    return out
+
+
+def _run_baseline(
+    strategy: Strategy, features: Features, n: int, levels: list[float], seed: int
+) -> list[Selection]:
+    assert strategy.pick is not None
+    component, family = strategy.resolve(features.options)
+    inc = features.incidence(family)
+    cand = _candidates(features, family, type_strategy=False)
+    _check_candidates(n, cand, inc.n_samples, strategy.name)
+    strata = _strata(features, cand, n, seed)
+    prunings = [features.pruning(family, st.rows) for st in strata]
+    out = []
+    for level in _levels_bar(levels, f"select {strategy.name} ({component})", features.progress):
+        parts = []
+        for st, pruning in zip(strata, prunings, strict=True):
+            k = int(pruning.k_at(level, st.quota))
+            pool_k = st.to_pool(np.sort(np.asarray(pruning.pool(k), dtype=np.int64)))
+            t0 = time.perf_counter()
+            idx, info = strategy.pick(features, pool_k, st.quota, seed)
+            _add_time(features, f"select-{strategy.name}", t0)
+            parts.append(
+                _Part(
+                    idx,
+                    k,
+                    int(pruning.k_min(st.quota)),
+                    int(pruning.k_max),
+                    int(pool_k.size),
+                    pruning=pruning,
+                    info=info,
+                )
+            )
+        idx, k, k_min, k_max, n_cand, strat = _combine(parts, strata)
+        out.append(
+            _selection(
+                strategy,
+                features,
+                level=level,
+                indices=idx,
+                k=k,
+                k_min=k_min,
+                k_max=k_max,
+                family=family,
+                seed=seed,
+                cand=cand,
                 component=component,
-                candidates=int(candidates.size),
-                **info,
+                candidates=n_cand,
+                stratify=strat,
+                **_merge_info([p.info for p in parts]),
             )
         )
     return out

@@ -212,3 +212,40 @@ def test_ladder_progress_names_each_stage(
     err = capsys.readouterr().err
     for stage in ("select random level 0.5", "types response-macro", "metrics random"):
         assert stage in err, stage
+
+
+def test_ladder_with_the_papers_protocol_records_it(mixed: dict, tmp_path: Path) -> None:
+    """The 7 paper levels (the default), the uniform sampler, a length band and source strata:
+    every manifest records them and the pool's source mix holds at every level."""
+    from tritondiv.pool import load_pool
+
+    pool = load_pool(mixed["pool"])
+    opts = _opts(mixed)
+    opts.sampler, opts.length_band, opts.stratify = "uniform", "5:400", "source"
+    out = tmp_path / "protocol"
+    index = run_ladder(
+        pool, 100, out, strategies="response-micro,random", options=opts, metrics=False
+    )
+    assert index["levels"] == [i / 6 for i in range(7)]
+    from tritondiv.strategies import Features
+
+    feats = Features(pool, opts)
+    lengths = feats.response_lengths()
+    src = [Path(s).name for s in pool.source]
+    for entry in index["datasets"]:
+        man = read_manifest(out / entry["path"] / "manifest.json")
+        idx = np.asarray(man["indices"])
+        assert man["tokenizer"]["name"] == "smollm2" and man["size"] == 100
+        assert man["length_band"]["band"] == [5, 400]
+        assert all(5 <= lengths[i] <= 400 for i in idx)
+        assert man["mean_response_tokens"] == pytest.approx(float(lengths[idx].mean()))
+        strata = {x["source"]: x for x in man["stratify"]["strata"]}
+        total = sum(x["candidates"] for x in strata.values())
+        for name, count in man["sources"].items():
+            assert count == sum(1 for i in idx if src[i] == name)
+            cands = sum(x["candidates"] for s, x in strata.items() if Path(s).name == name)
+            assert abs(count - 100 * cands / total) < 1
+        if entry["strategy"] == "response-micro":
+            assert man["sampler"] == "uniform" and man["typeless"]["rule"] == "exclude"
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "sampler: uniform" in html and "5:400" in html
