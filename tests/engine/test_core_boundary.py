@@ -44,7 +44,7 @@ def _run_isolated(body: str, *, expect: str) -> None:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_ROOT), env.get("PYTHONPATH")]))
     proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, cwd="/"
     )
     assert proc.returncode == 0, f"child died (rc={proc.returncode}):\n{proc.stderr[-2000:]}"
     assert proc.stdout.startswith("RAISED"), proc.stdout + proc.stderr

@@ -93,7 +93,7 @@ def test_a_huge_omp_num_threads_is_lowered_to_the_bound_at_import() -> None:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     code = "import tritondiv._core as c; print(c.num_threads(), c.max_threads(), c.openmp)"
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, cwd="/"
     )
     assert out.returncode == 0, out.stderr
     threads, bound, openmp = out.stdout.split()
