@@ -35,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import warnings
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -519,13 +519,17 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="tritondiv-fuzz-") as tmp:
         keep = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="tritondiv-fuzz-crash-"))
         keep.mkdir(parents=True, exist_ok=True)
+        results = []
         with ThreadPoolExecutor(max_workers=max(1, a.jobs)) as ex:
             futs = [ex.submit(run_entry, n, examples, a.seed, Path(tmp), keep) for n in names]
-            results = [f.result() for f in futs]
+            for fut in as_completed(futs):  # progress as each entry point finishes
+                ok, msg = fut.result()
+                results.append((ok, msg))
+                if ok:
+                    print(msg, flush=True)
+        if not a.keep and not any(keep.iterdir()):
+            keep.rmdir()
     failed = [msg for ok, msg in results if not ok]
-    for ok, msg in results:
-        if ok:
-            print(msg)
     for msg in failed:
         print("FAIL " + msg)
     mode = " (sanitized)" if SANITIZED else ""

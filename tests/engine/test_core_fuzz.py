@@ -31,6 +31,7 @@ def _fuzz(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         text=True,
         env=env,
         timeout=timeout,
+        cwd="/",  # the child imports the tritondiv under test, never a source folder in cwd
     )
 
 
