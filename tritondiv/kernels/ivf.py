@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tritondiv import _core
+from tritondiv.kernels._common import have_threadpoolctl, single_thread_blas
 from tritondiv.kernels.cpu import (
     _EMPTY_ID,
     _blocks,
@@ -48,17 +49,9 @@ TRAIN_ITERS = 10
 def _worker_count() -> int:
     """Worker threads of the list loop: the core's thread count when BLAS can be held to one
     thread per call (threadpoolctl importable), else 1 (a serial loop, multi-threaded BLAS)."""
-    import importlib.util
-
-    if importlib.util.find_spec("threadpoolctl") is None:
+    if not have_threadpoolctl():
         return 1
     return max(1, int(_core.num_threads()))
-
-
-def _single_thread_blas():  # type: ignore[no-untyped-def]
-    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
-
-    return threadpool_limits(1, user_api="blas")
 
 
 def default_n_lists(n: int) -> int:
@@ -90,12 +83,15 @@ class IVFInfo:
     candidates : int
         Σ over rows of the candidates each row was scored against (the exact search scores
         ``N·(N − 1)``); ``candidates / N²`` is the fraction of the exact work done.
+    seconds : tuple of float
+        Wall time of (quantizer training, assignment of every row, search).
     """
 
     n_lists: int
     nprobe: int
     train_rows: int
     candidates: int
+    seconds: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
 def ivf_topk(
@@ -124,6 +120,9 @@ def ivf_topk(
     L = default_n_lists(n) if n_lists is None else min(int(n_lists), n)
     P = default_nprobe(L) if nprobe is None else min(int(nprobe), L)
 
+    import time
+
+    t0 = time.perf_counter()
     xs = normalize_rows(x)
     # Coarse quantizer: spherical k-means on a seeded uniform sample, then every row to its
     # most similar center.
@@ -141,18 +140,20 @@ def ivf_topk(
         progress=False,
     )
     centers = km.centers
+    t1 = time.perf_counter()
     if m == n:
         lists = km.labels
     else:
         _, lists = nearest(xs, centers, device="cpu", block_size=block_size)
+    sim = centers @ centers.T
     order = np.argsort(lists, kind="stable")  # rows grouped by list, ascending ids inside
     sizes = np.bincount(lists, minlength=L)
     starts = np.concatenate([[0], np.cumsum(sizes)])
-    # Probe order of each list: its own center first, then by decreasing center similarity
-    # (ties by the smaller list id).
-    sim = centers @ centers.T
+    # Probe order of each list: itself first, then by decreasing center similarity (ties:
+    # smaller id).
     np.fill_diagonal(sim, np.inf)
     probe_order = np.argsort(-sim, axis=1, kind="stable")
+    t2 = time.perf_counter()
 
     if metric == "cosine":
         a = xs
@@ -223,7 +224,7 @@ def ivf_topk(
         if workers > 1:
             from concurrent.futures import ThreadPoolExecutor
 
-            with _single_thread_blas(), ThreadPoolExecutor(workers) as pool:
+            with single_thread_blas(), ThreadPoolExecutor(workers) as pool:
                 # biggest lists first, so no worker is left with a long tail
                 by_cost = nonempty[np.argsort(-sizes[nonempty], kind="stable")]
                 for c in pool.map(search_list, by_cost.tolist()):
@@ -239,5 +240,12 @@ def ivf_topk(
     else:
         assert xn is not None
         dist = np.maximum(xn[:, None] - vals_all, 0.0).astype(np.float32, copy=False)
-    info = IVFInfo(n_lists=L, nprobe=P, train_rows=m, candidates=int(total_cand))
+    t3 = time.perf_counter()
+    info = IVFInfo(
+        n_lists=L,
+        nprobe=P,
+        train_rows=m,
+        candidates=int(total_cand),
+        seconds=(t1 - t0, t2 - t1, t3 - t2),
+    )
     return dist, ids_all, info

@@ -293,7 +293,10 @@ def kmeans(
         if not k <= m <= n:
             raise ValueError(f"init_sample must be in [n_clusters={k}, N={n}], got {m}")
         sub = xs if m == n else xs[np.sort(rng.choice(n, size=m, replace=False))]
-        centers = _kmeanspp(np.ascontiguousarray(sub), k, rng, 2 + int(np.log(k)))
+        from tritondiv.kernels._common import single_thread_blas
+
+        with single_thread_blas():  # k small sgemm calls: no thread hand-off per call
+            centers = _kmeanspp(np.ascontiguousarray(sub), k, rng, 2 + int(np.log(k)))
 
     def assign(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if path == "triton":
