@@ -62,7 +62,7 @@ def knn_graph(
         ``"exact"`` (default): every pair is scored (:func:`tritondiv.kernels.topk`).
         ``"ivf"``: approximate search by an inverted file on the CPU kernels
         (:mod:`tritondiv.kernels.ivf`): a spherical k-means coarse quantizer of ``n_lists``
-        lists trained on a seeded sample of ``min(N, 64·n_lists)`` rows (random init, 10
+        lists trained on a seeded sample of ``min(N, 32·n_lists)`` rows (random init, 5
         iterations); each list's rows are searched against the members of the ``nprobe``
         lists whose centers are most similar to its own (itself included), so a row may
         miss some true neighbours, never gets fewer than ``k`` (more lists are probed when
