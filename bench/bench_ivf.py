@@ -166,17 +166,21 @@ def main() -> None:
         t_train = time.perf_counter() - t
         index.add(x)
         build = time.perf_counter() - t
+        list_sizes = np.array([index.invlists.list_size(i) for i in range(L)], dtype=np.int64)
     for p in fps:
         index.nprobe = p
         t = time.perf_counter()
         _, fi = index.search(x, k + 1)
         search = time.perf_counter() - t
         ids = drop_self(fi, k)
+        _, probed = index.quantizer.search(x, p)
+        scanned = float(list_sizes[probed].sum()) / (n * (n - 1))
         emit(
             out,
             {
                 **base,
                 "tool": "faiss IndexIVFFlat",
+                "scanned": scanned,
                 "nprobe": p,
                 "time": build + search,
                 "train_s": round(t_train, 2),
