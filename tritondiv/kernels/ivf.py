@@ -40,7 +40,8 @@ __all__ = [
     "train_sample_size",
 ]
 
-# Rows of the k-means training sample per list (faiss warns below 39 and caps at 256; the quantizer only needs to be coarse).
+# Rows of the k-means training sample per list (faiss warns below 39 and caps at 256; a
+# coarse quantizer needs no more).
 TRAIN_PER_LIST = 32
 # Lloyd iterations of the coarse quantizer (recall@20 on 20k real rows: 0.967 after 10, 0.967
 # after 5, 0.965 after 3).

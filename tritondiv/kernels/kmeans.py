@@ -72,9 +72,10 @@ def _kmeanspp(xs: np.ndarray, k: int, rng: np.random.Generator, trials: int) -> 
     return xs[chosen].copy()
 
 
-# Rigorous bound on the rounding error of a float32 dot product of two vectors of norm <= 1
-# in d <= 384... dimensions is d·2⁻²⁴; the bounds use SCORE_EPS = max(2.5e-5, d·2⁻²⁴) so that
-# a certified assignment is also the one the float32 exhaustive argmax picks.
+# The float32 rounding error of a dot product of two vectors of norm <= 1 in d dimensions is
+# at most about d·2⁻²⁴; the bounds use eps = max(2.5e-5, d·2⁻²⁴) per score, so that a
+# certified assignment is also the one the float32 exhaustive argmax picks. Centers farther
+# than _UNIT_TOL from unit norm (an empty cluster left at zero) switch the bounds off for a step.
 _UNIT_TOL = 1e-3
 
 
