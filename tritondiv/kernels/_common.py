@@ -18,8 +18,10 @@ __all__ = [
     "DEFAULT_BLOCK",
     "METRICS",
     "check_metric",
+    "have_threadpoolctl",
     "is_torch_tensor",
     "resolve_device",
+    "single_thread_blas",
     "to_float32",
 ]
 
@@ -119,3 +121,23 @@ def resolve_device(device: str, *inputs: Any) -> Literal["cpu", "triton"]:
             return "triton"
         return "triton" if _cuda_available() else "cpu"
     raise ValueError(f"device={device!r} is not supported; use 'auto', 'cpu' or 'triton'")
+
+
+@functools.lru_cache(maxsize=1)
+def have_threadpoolctl() -> bool:
+    """Whether threadpoolctl is importable (an optional dependency: it lets small, many
+    sgemm calls run on one BLAS thread each, which avoids a thread hand-off per call)."""
+    import importlib.util
+
+    return importlib.util.find_spec("threadpoolctl") is not None
+
+
+def single_thread_blas() -> Any:
+    """Context manager holding BLAS to one thread (a no-op without threadpoolctl)."""
+    if not have_threadpoolctl():
+        import contextlib
+
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+    return threadpool_limits(1, user_api="blas")

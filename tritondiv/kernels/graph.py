@@ -6,7 +6,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["knn_graph"]
+__all__ = ["AUTO_EXACT_BELOW", "KNN_METHODS", "knn_graph"]
+
+KNN_METHODS: tuple[str, ...] = ("exact", "ivf", "auto")
+# method="auto" searches exactly below this many rows (CPU path), by IVF from there on.
+AUTO_EXACT_BELOW = 20_000
 
 
 def knn_graph(
@@ -20,6 +24,10 @@ def knn_graph(
     device: str = "auto",
     block_size: int | None = None,
     progress: bool | None = None,
+    method: str = "exact",
+    nprobe: int | None = None,
+    n_lists: int | None = None,
+    seed: int = 0,
 ) -> Any:
     """The k-nearest-neighbour graph of ``X`` as a sparse matrix of similarities.
 
@@ -50,6 +58,23 @@ def knn_graph(
         positive kNN squared distances (1.0 when there are none).
     device, block_size, progress
         As in :func:`tritondiv.kernels.topk`.
+    method : {"exact", "ivf", "auto"}
+        ``"exact"`` (default): every pair is scored (:func:`tritondiv.kernels.topk`).
+        ``"ivf"``: approximate search by an inverted file on the CPU kernels
+        (:mod:`tritondiv.kernels.ivf`): a spherical k-means coarse quantizer of ``n_lists``
+        lists trained on a seeded sample of ``min(N, 32·n_lists)`` rows (random init, 5
+        iterations); each list's rows are searched against the members of the ``nprobe``
+        lists whose centers are most similar to its own (itself included), so a row may
+        miss some true neighbours, never gets fewer than ``k`` (more lists are probed when
+        needed) and ``nprobe >= n_lists`` gives the exact graph. ``"auto"``: exact when
+        ``N < AUTO_EXACT_BELOW`` (20,000) or when the Triton path runs, else IVF.
+    nprobe : int, optional
+        IVF lists probed per list (default ``max(1, round(n_lists / 16))``, clamped to
+        ``n_lists``).
+    n_lists : int, optional
+        IVF lists (default ``round(4·√N)``, clamped to ``[1, N]``).
+    seed : int
+        Seed of the IVF training sample and k-means (the rest is deterministic).
 
     Returns
     -------
@@ -62,15 +87,43 @@ def knn_graph(
     from tritondiv.kernels._common import check_metric
 
     check_metric(metric)
+    if method not in KNN_METHODS:
+        raise ValueError(f"method={method!r} is not supported; use one of {list(KNN_METHODS)}")
+    for name, v in (("nprobe", nprobe), ("n_lists", n_lists)):
+        if v is not None and (not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1):
+            raise ValueError(f"{name} must be None or a positive int, got {v!r}")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
     n = int(X.shape[0])
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
         raise ValueError(f"k must be a positive int, got {k!r}")
     k = min(int(k), max(n - 1, 0))
     if k == 0:
         return sp.csr_matrix((n, n), dtype=np.float32)
-    dist, idx = topk(
-        X, None, k, metric=metric, device=device, block_size=block_size, progress=progress
-    )
+    if method == "auto":
+        from tritondiv.kernels._common import resolve_device
+
+        exact = n < AUTO_EXACT_BELOW or resolve_device(device, X) == "triton"
+        method = "exact" if exact else "ivf"
+    if method == "ivf":
+        from tritondiv.kernels._common import to_float32
+        from tritondiv.kernels.ivf import ivf_topk
+
+        dist, idx, _ = ivf_topk(
+            to_float32(X, "X"),
+            k,
+            metric,
+            n_lists=None if n_lists is None else int(n_lists),
+            nprobe=None if nprobe is None else int(nprobe),
+            seed=int(seed),
+            device=device,
+            block_size=block_size,
+            progress=progress,
+        )
+    else:
+        dist, idx = topk(
+            X, None, k, metric=metric, device=device, block_size=block_size, progress=progress
+        )
     if metric == "cosine":
         sim = 1.0 - dist.astype(np.float64)
         if clamp:

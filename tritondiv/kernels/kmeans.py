@@ -29,6 +29,9 @@ class KMeansResult:
         Whether the labels stopped changing before ``iters`` updates.
     reseeded : int
         Empty clusters reseeded over the run.
+    rows_scored : int
+        Rows scored against every center over the run (``N`` per assignment without
+        bounds; fewer with them).
     """
 
     labels: np.ndarray
@@ -37,6 +40,7 @@ class KMeansResult:
     iterations: int
     converged: bool
     reseeded: int
+    rows_scored: int = 0
 
 
 def _kmeanspp(xs: np.ndarray, k: int, rng: np.random.Generator, trials: int) -> np.ndarray:
@@ -68,6 +72,140 @@ def _kmeanspp(xs: np.ndarray, k: int, rng: np.random.Generator, trials: int) -> 
     return xs[chosen].copy()
 
 
+# The float32 rounding error of a dot product of two vectors of norm <= 1 in d dimensions is
+# at most about d·2⁻²⁴; the bounds use eps = max(2.5e-5, d·2⁻²⁴) per score, so that a
+# certified assignment is also the one the float32 exhaustive argmax picks. Centers farther
+# than _UNIT_TOL from unit norm (an empty cluster left at zero) switch the bounds off for a step.
+_UNIT_TOL = 1e-3
+
+
+def _assigned_scores(xs: np.ndarray, centers: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``xs[i] · centers[labels[i]]`` (float32), in bounded chunks."""
+    out = np.empty(xs.shape[0], dtype=np.float32)
+    for s in range(0, xs.shape[0], 1 << 15):
+        out[s : s + (1 << 15)] = np.einsum(
+            "ij,ij->i", xs[s : s + (1 << 15)], centers[labels[s : s + (1 << 15)]]
+        )
+    return out
+
+
+class _BoundedAssign:
+    """Assignment steps that skip rows whose label provably cannot change (Hamerly-style).
+
+    Per row: its label ``a``, and ``lower``, a lower bound on its distance to every center
+    but ``a`` (Euclidean, ``d² = |x|² + 1 − 2·x·c`` for unit centers). When the centers move
+    by ``δ_j``, ``lower`` drops by the largest drift among the other "cold" centers; the
+    few centers that moved most ("hot", chosen per step to minimize the work) are scored
+    exactly against every row instead. The distance to ``a`` is recomputed exactly (one
+    dot product per row). A row keeps its label when ``lower² − dist_a² > 4·eps`` (``eps``
+    bounds the float32 rounding of one dot product), which implies the float32 exhaustive
+    argmax picks the same label; every other row is re-scored against all centers (top-2,
+    blocked sgemm + ``_core.topk_merge_block`` on the gathered rows).
+    """
+
+    def __init__(self, xs: np.ndarray, block_size: int | None) -> None:
+        from tritondiv.kernels.cpu import _check_block
+
+        self.xs = xs
+        self.bs = _check_block(block_size)
+        self.xn2 = np.einsum("ij,ij->i", xs, xs, dtype=np.float64)
+        self.eps = max(2.5e-5, xs.shape[1] * 2.0**-24)
+        self.rescored = 0  # rows re-scored against all centers, over the run
+        self.labels = np.zeros(xs.shape[0], dtype=np.int64)
+        self.lower = np.zeros(xs.shape[0], dtype=np.float64)
+        self.centers = np.zeros((0, xs.shape[1]), dtype=np.float32)
+
+    def _top2(self, rows: np.ndarray | None, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Labels and lower bounds (to the other centers) of ``rows`` (None: all)."""
+        from tritondiv import _core
+        from tritondiv.kernels.cpu import _EMPTY_ID, _blocks, _scratch
+
+        a = self.xs if rows is None else self.xs[rows]
+        n, m = a.shape[0], centers.shape[0]
+        vals = np.full((n, 2), -np.inf, dtype=np.float32)
+        ids = np.full((n, 2), _EMPTY_ID, dtype=np.int64)
+        buf = _scratch(min(self.bs, n) * min(self.bs, m))
+        for r0, r1 in _blocks(n, self.bs):
+            for c0, c1 in _blocks(m, self.bs):
+                g = buf[: (r1 - r0) * (c1 - c0)].reshape(r1 - r0, c1 - c0)
+                np.matmul(a[r0:r1], centers[c0:c1].T, out=g)
+                _core.topk_merge_block(g, r0, c0, 1.0, None, None, False, False, vals, ids)
+        _core.topk_finalize(vals, ids)
+        xn2 = self.xn2 if rows is None else self.xn2[rows]
+        s2 = vals[:, 1].astype(np.float64) + self.eps  # -inf when there is one center
+        lower = np.sqrt(np.maximum(xn2 + 1.0 - 2.0 * s2, 0.0))
+        self.rescored += n
+        return ids[:, 0].copy(), lower
+
+    def first(self, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Labels for ``centers`` from scratch, and each row's score with its center."""
+        self.labels, self.lower = self._top2(None, centers)
+        self.centers = centers
+        return self.labels.copy(), _assigned_scores(self.xs, centers, self.labels)
+
+    def step(self, new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Labels for the centers ``new`` (the previous ones are ``self.centers``), and each
+        row's score with its center (as :func:`_assigned_scores`)."""
+        k = new.shape[0]
+        cn = np.linalg.norm(new.astype(np.float64), axis=1)
+        if k < 2 or np.any(np.abs(cn - 1.0) > _UNIT_TOL):
+            return self.first(new)  # not all unit centers: the bounds do not apply
+        drift = np.linalg.norm(new.astype(np.float64) - self.centers, axis=1) * (1 + 1e-9)
+        labels = self.labels
+        eps = self.eps
+        score = _assigned_scores(self.xs, new, labels)
+        s_a = score.astype(np.float64) - eps
+        need = self.xn2 + 1.0 - 2.0 * s_a + 4.0 * eps  # lower² must exceed this
+        need = np.maximum(need, 0.0)
+        order = np.argsort(-drift, kind="stable")
+        ds = np.concatenate([drift[order], [0.0]])
+        # hot set size h: minimize h + k·(estimated fraction of rows to re-score)
+        best_h, best_cost = 0, np.inf
+        h = 0
+        while True:
+            lb = self.lower - ds[h]
+            frac = float(np.mean((lb <= 0) | (lb * lb <= need)))
+            cost = h + k * frac
+            if cost < best_cost:
+                best_h, best_cost = h, cost
+            if h >= k // 4:
+                break
+            h = max(1, 2 * h)
+        hot = np.sort(order[:best_h])
+        cold = np.ones(k, dtype=bool)
+        cold[hot] = False
+        cd = np.where(cold, drift, -np.inf)
+        j1 = int(np.argmax(cd))
+        d1 = max(float(cd[j1]), 0.0)
+        cd2 = cd.copy()
+        cd2[j1] = -np.inf
+        d2 = max(float(cd2.max()), 0.0) if k > 1 else 0.0
+        lower = self.lower - np.where(labels == j1, d2, d1)
+        if hot.size:
+            hot_lb = np.full(self.xs.shape[0], np.inf)
+            hc = new[hot]
+            for s in range(0, self.xs.shape[0], 1 << 14):
+                sc = self.xs[s : s + (1 << 14)] @ hc.T  # float32
+                own = labels[s : s + (1 << 14), None] == hot[None, :]
+                sc64 = sc.astype(np.float64) + eps
+                sc64[own] = -np.inf
+                dmin = np.sqrt(
+                    np.maximum(self.xn2[s : s + (1 << 14), None] + 1.0 - 2.0 * sc64, 0.0)
+                ).min(axis=1)
+                hot_lb[s : s + (1 << 14)] = dmin
+            lower = np.minimum(lower, hot_lb)
+        lower = np.maximum(lower, 0.0)
+        bad = np.flatnonzero(lower * lower <= need)
+        if bad.size:
+            lab, low = self._top2(bad, new)
+            labels = labels.copy()
+            labels[bad] = lab
+            lower[bad] = low
+            score[bad] = _assigned_scores(self.xs[bad], new, lab)
+        self.labels, self.lower, self.centers = labels, lower, new
+        return labels.copy(), score
+
+
 def kmeans(
     X: Any,
     n_clusters: int,
@@ -79,6 +217,7 @@ def kmeans(
     device: str = "auto",
     block_size: int | None = None,
     progress: bool | None = None,
+    bounds: bool = True,
 ) -> KMeansResult:
     """Spherical k-means: cluster rows by cosine similarity.
 
@@ -115,6 +254,18 @@ def kmeans(
         Rows sampled for k-means++.
     device, block_size, progress
         As in :func:`tritondiv.kernels.nearest` (the assignment step).
+    bounds : bool
+        CPU path: skip the rows whose label provably cannot change (default True; see
+        below). False re-scores every row against every center at every step.
+
+    Assignment bounds (CPU path): each row keeps a lower bound on its distance to every
+    center but its own; after an update, the bound drops by the largest drift of the other
+    centers (the few centers that moved most are scored exactly against all rows instead),
+    the distance to its own center is recomputed exactly, and only the rows whose bounds
+    no longer separate (with a margin covering float32 rounding) are re-scored against all
+    centers. The labels are those of the exhaustive iteration (``bounds=False``) except
+    where two centers are within float32 rounding of a tie, and so are the centers; the
+    objective is ``Σ (1 − x·c)`` over the returned labels either way.
 
     Returns
     -------
@@ -143,7 +294,10 @@ def kmeans(
         if not k <= m <= n:
             raise ValueError(f"init_sample must be in [n_clusters={k}, N={n}], got {m}")
         sub = xs if m == n else xs[np.sort(rng.choice(n, size=m, replace=False))]
-        centers = _kmeanspp(np.ascontiguousarray(sub), k, rng, 2 + int(np.log(k)))
+        from tritondiv.kernels._common import single_thread_blas
+
+        with single_thread_blas():  # k small sgemm calls: no thread hand-off per call
+            centers = _kmeanspp(np.ascontiguousarray(sub), k, rng, 2 + int(np.log(k)))
 
     def assign(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if path == "triton":
@@ -157,7 +311,20 @@ def kmeans(
 
     import scipy.sparse as sp
 
-    best, labels = assign(centers)
+    bounded = bounds and path == "cpu"
+    tracker = _BoundedAssign(xs, block_size) if bounded else None
+
+    def assign_all(c: np.ndarray, first: bool) -> tuple[np.ndarray, np.ndarray]:
+        # the same scores (one dot product per row) with or without bounds
+        if tracker is not None:
+            lab, score = tracker.first(c) if first else tracker.step(c)
+            return score, lab
+        if path == "triton":
+            return assign(c)
+        _, lab = assign(c)
+        return _assigned_scores(xs, c, lab), lab
+
+    best, labels = assign_all(centers, True)
     iterations = 0
     converged = False
     reseeded = 0
@@ -179,7 +346,7 @@ def kmeans(
                 reseeded += int(min(empty.size, far.size))
             centers = new
             iterations += 1
-            best, new_labels = assign(centers)
+            best, new_labels = assign_all(centers, False)
             bar.update(1)
             if np.array_equal(new_labels, labels) and not empty.size:
                 labels = new_labels
@@ -194,4 +361,5 @@ def kmeans(
         iterations=iterations,
         converged=converged,
         reseeded=reseeded,
+        rows_scored=n * (iterations + 1) if tracker is None else tracker.rescored,
     )
