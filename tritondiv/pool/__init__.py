@@ -82,13 +82,35 @@ DEFAULT_MAX_TEXT_CHARS = 1_000_000
 _BAD_RECORD_HINT = "Fix the record, or pass skip_bad=True (--skip-bad) to skip bad records"
 
 
-def _gather(col: Any, keep: np.ndarray, n: int) -> list[Any]:
-    """``col[keep]`` as a list, for a python list or a pyarrow array."""
-    if isinstance(col, list):
-        return col if keep.size == n else [col[i] for i in keep.tolist()]
+def _gather(col: Any, keep: np.ndarray, n: int) -> Any:
+    """``col[keep]`` as a pyarrow ``large_string`` array, for a python list or a pyarrow
+    array (the kept texts are all valid text: bad ones were flagged)."""
     import pyarrow as pa
 
-    return list((col if keep.size == n else col.take(pa.array(keep))).to_pylist())
+    if isinstance(col, list):
+        values = col if keep.size == n else [col[i] for i in keep.tolist()]
+        return pa.array(values, pa.large_string())
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    out = col if keep.size == n else col.take(pa.array(keep))
+    return out.cast(pa.large_string()) if not pa.types.is_large_string(out.type) else out
+
+
+def _column(chunks: list[Any]) -> Any:
+    import pyarrow as pa
+
+    return pa.chunked_array(chunks, pa.large_string())
+
+
+def _unique_ids(ids: Any) -> Any:
+    """The id rule (:func:`unique_ids`) on a pyarrow column: untouched when unique."""
+    import pyarrow.compute as pc
+
+    if not len(ids) or pc.count_distinct(ids).as_py() == len(ids):
+        return ids
+    return unique_ids(ids.to_pylist())
 
 
 def _hint(reason: str) -> str:
@@ -105,10 +127,13 @@ def _build_pool(
     limit: int | None,
     extra_skipped: Sequence[SkippedRecord] = (),
 ) -> Pool:
-    ids: list[str] = []
-    ins: list[str] = []
-    res: list[str] = []
-    src: list[str] = []
+    import pyarrow as pa
+
+    ids: list[Any] = []
+    ins: list[Any] = []
+    res: list[Any] = []
+    src: list[Any] = []
+    kept = 0
     segments = []
     index_parts = []
     skipped: list[SkippedRecord] = []
@@ -121,9 +146,9 @@ def _build_pool(
             if bad.size
             else np.arange(n, dtype=np.int64)
         )
-        if limit is not None and limit - len(ids) < keep.size:
+        if limit is not None and limit - kept < keep.size:
             # Only records before the limit is reached count (bad ones included).
-            remaining = max(limit - len(ids), 0)
+            remaining = max(limit - kept, 0)
             cutoff = int(keep[remaining - 1]) + 1 if remaining else 0
             keep = keep[:remaining]
             bad = bad[bad < cutoff]
@@ -140,16 +165,28 @@ def _build_pool(
                     block.path, block.position(i), f"field {field!r} {reason}" if field else reason
                 )
             )
-        ids.extend(_gather(texts.ids, keep, n))
-        ins.extend(_gather(texts.instruction, keep, n))
-        res.extend(_gather(texts.response, keep, n))
-        src.extend([block.path] * keep.size)
+        ids.append(_gather(texts.ids, keep, n))
+        ins.append(_gather(texts.instruction, keep, n))
+        res.append(_gather(texts.response, keep, n))
+        src.append(
+            pa.DictionaryArray.from_arrays(
+                pa.array(np.zeros(keep.size, np.int32)), pa.array([block.path], pa.large_string())
+            ).dictionary_decode()
+        )
+        kept += int(keep.size)
         segments.append(block.segment())
         index_parts.append(keep.astype(np.int64) + offset)
         offset += n
     index = np.concatenate(index_parts) if index_parts else np.zeros(0, dtype=np.int64)
     skipped.extend(extra_skipped)
-    return Pool(unique_ids(ids), ins, res, src, RecordStore(segments, index), skipped)
+    return Pool(
+        _unique_ids(_column(ids)),
+        _column(ins),
+        _column(res),
+        _column(src),
+        RecordStore(segments, index),
+        skipped,
+    )
 
 
 def _check_count(name: str, value: Any, minimum: int) -> None:
