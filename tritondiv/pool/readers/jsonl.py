@@ -25,9 +25,10 @@ __all__ = ["ARROW_MIN_LINES", "read_jsonl"]
 ARROW_MIN_LINES = 1000
 
 
-def read_jsonl(path: Path, gz: bool, max_records: int | None) -> Block:
+def read_jsonl(path: Path, gz: bool, max_records: int | None, mapped: bool = False) -> Block:
     """Read a ``.jsonl`` file; at most ``max_records`` records (the block is then marked
-    incomplete when the file has more)."""
+    incomplete when the file has more). ``mapped``: the texts come from a field mapping,
+    so any flat record may take the pyarrow path."""
     data = read_bytes(path, gz)
     text = decode_text(path, data)
     lines = text.split("\n")
@@ -43,7 +44,7 @@ def read_jsonl(path: Path, gz: bool, max_records: int | None) -> Block:
     chosen = [lines[i] for i in keep]
     line_numbers = np.asarray(keep, dtype=np.int64) + 1
     if complete and len(chosen) >= ARROW_MIN_LINES:
-        fast = _arrow_jsonl(data[3:] if data.startswith(b"\xef\xbb\xbf") else data, chosen)
+        fast = _arrow_jsonl(data[3:] if data.startswith(b"\xef\xbb\xbf") else data, chosen, mapped)
         if fast is not None:
             table, first = fast
             return Block(
@@ -52,7 +53,9 @@ def read_jsonl(path: Path, gz: bool, max_records: int | None) -> Block:
     return Block(str(path), "", records=parse_lines(chosen), lines=line_numbers, complete=complete)
 
 
-def _arrow_jsonl(data: bytes, chosen: list[str]) -> tuple[Any, list[str]] | None:
+def _arrow_jsonl(
+    data: bytes, chosen: list[str], mapped: bool = False
+) -> tuple[Any, list[str]] | None:
     """Read a jsonl text of single-turn records with pyarrow (multi-threaded C++).
 
     Returns (table, fields of the first record), or None when the file is not one pyarrow
@@ -66,7 +69,9 @@ def _arrow_jsonl(data: bytes, chosen: list[str]) -> tuple[Any, list[str]] | None
         first = json.loads(chosen[0])
     except (json.JSONDecodeError, RecursionError):
         return None
-    if type(first) is not dict or detect_format(first) not in (
+    if type(first) is not dict:
+        return None
+    if not mapped and detect_format(first) not in (
         "alpaca",
         "prompt_completion",
         "question_answer",
