@@ -39,8 +39,9 @@ from _common import (
     write_section,
 )
 
-# Each loader runs in its own interpreter: imports first (their RSS is reported apart),
-# then the timed load; ru_maxrss is the peak of the whole process.
+# Each loader runs in its own interpreter: imports first (their RSS is reported apart;
+# for tritondiv pyarrow and the pandas it loads on first use, as importing datasets
+# does), then the timed load; VmHWM is the peak of the whole process.
 _CHILD = r"""
 import json, sys, time
 
@@ -52,6 +53,8 @@ def hwm_mib():  # VmHWM: this process's peak RSS (ru_maxrss would carry the pare
 
 loader, path, tmp = sys.argv[1], sys.argv[2], sys.argv[3]
 if loader == "tritondiv":
+    import pyarrow as pa  # what datasets' own import loads: pyarrow and its pandas shim
+    pa.array([0])
     from tritondiv.pool import load_pool
 elif loader == "datasets":
     import datasets

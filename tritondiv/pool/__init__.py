@@ -84,26 +84,27 @@ DEFAULT_MAX_TEXT_CHARS = 1_000_000
 _BAD_RECORD_HINT = "Fix the record, or pass skip_bad=True (--skip-bad) to skip bad records"
 
 
-def _gather(col: Any, keep: np.ndarray, n: int) -> Any:
-    """``col[keep]`` as a pyarrow ``large_string`` array, for a python list or a pyarrow
-    array (the kept texts are all valid text: bad ones were flagged)."""
+def _gather(col: Any, keep: np.ndarray, n: int) -> list[Any]:
+    """``col[keep]`` as pyarrow ``large_string`` chunks, for a python list or a pyarrow
+    (chunked) array, without copying the texts of a whole column (the kept texts are all
+    valid text: bad ones were flagged)."""
     import pyarrow as pa
 
     if isinstance(col, list):
         values = col if keep.size == n else [col[i] for i in keep.tolist()]
-        return pa.array(values, pa.large_string())
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks()
+        return [pa.array(values, pa.large_string())]
     if pa.types.is_dictionary(col.type):
         col = col.cast(col.type.value_type)
     out = col if keep.size == n else col.take(pa.array(keep))
-    return out.cast(pa.large_string()) if not pa.types.is_large_string(out.type) else out
+    if not pa.types.is_large_string(out.type):
+        out = out.cast(pa.large_string())  # new offsets, the same text buffer
+    return list(out.chunks) if isinstance(out, pa.ChunkedArray) else [out]
 
 
 def _column(chunks: list[Any]) -> Any:
     import pyarrow as pa
 
-    return pa.chunked_array(chunks, pa.large_string())
+    return pa.chunked_array([c for part in chunks for c in part], pa.large_string())
 
 
 def _unique_ids(ids: Any) -> Any:
@@ -171,9 +172,12 @@ def _build_pool(
         ins.append(_gather(texts.instruction, keep, n))
         res.append(_gather(texts.response, keep, n))
         src.append(
-            pa.DictionaryArray.from_arrays(
-                pa.array(np.zeros(keep.size, np.int32)), pa.array([block.path], pa.large_string())
-            ).dictionary_decode()
+            [
+                pa.DictionaryArray.from_arrays(
+                    pa.array(np.zeros(keep.size, np.int32)),
+                    pa.array([block.path], pa.large_string()),
+                ).dictionary_decode()
+            ]
         )
         kept += int(keep.size)
         segments.append(block.segment())

@@ -30,7 +30,7 @@ from tritondiv.pool.formats import (
     texts_of,
     unknown_format,
 )
-from tritondiv.pool.model import PoolError
+from tritondiv.pool.model import PoolError, arrow_numpy
 from tritondiv.pool.readers.base import BadJson, Block
 
 __all__ = ["Texts", "block_texts"]
@@ -132,27 +132,25 @@ def _arrow_check_text(
             for i in range(n):
                 texts.flag(i, field, "is missing")
         return None
-    col = table.column(field).combine_chunks()
+    col = table.column(field)  # chunked: no copy of the texts
     if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
-        valid = np.flatnonzero(col.is_valid().to_numpy(zero_copy_only=False))
+        valid = np.flatnonzero(arrow_numpy(col.is_valid()))
         for i in valid.tolist():
             v = col[i].as_py()
             want = "a string or null" if nullable else "a string"
             texts.flag(i, field, f"is a JSON {json_type(v)}, expected {want}")
         if not nullable:
-            for i in np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False)).tolist():
+            for i in np.flatnonzero(arrow_numpy(col.is_null())).tolist():
                 texts.flag(i, field, "is a JSON null, expected a string")
         return None
     if not nullable and col.null_count:
-        for i in np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False)).tolist():
+        for i in np.flatnonzero(arrow_numpy(col.is_null())).tolist():
             texts.flag(i, field, "is a JSON null, expected a string")
     if not allow_empty and not nullable:
         # A text holding a printable ASCII character is not empty; the others (empty,
         # whitespace, or no ASCII at all) are checked with Python's own str.isspace.
-        has_ascii = pc.match_substring_regex(col, "[!-~]").to_numpy(zero_copy_only=False)
-        maybe = np.flatnonzero(
-            ~has_ascii.astype(bool) & col.is_valid().to_numpy(zero_copy_only=False)
-        )
+        has_ascii = arrow_numpy(pc.fill_null(pc.match_substring_regex(col, "[!-~]"), True))
+        maybe = np.flatnonzero(~has_ascii & arrow_numpy(col.is_valid()))
         if maybe.size:
             values = col.take(pa.array(maybe)).to_pylist()
             for i, v in zip(maybe.tolist(), values, strict=True):
@@ -267,7 +265,7 @@ def _check_size(texts: Texts, col: Any, which: int, max_chars: int) -> None:
     else:
         import pyarrow.compute as pc
 
-        lengths = pc.fill_null(pc.utf8_length(col), 0).to_numpy(zero_copy_only=False)
+        lengths = arrow_numpy(pc.fill_null(pc.utf8_length(col), 0))
     for i in np.flatnonzero(lengths > max_chars).tolist():
         texts.flag(
             i,

@@ -20,12 +20,14 @@ import numpy as np
 
 __all__ = [
     "MISSING",
+    "JsonLines",
     "JsonRecords",
     "Pool",
     "PoolError",
     "RecordStore",
     "SkippedRecord",
     "TextColumn",
+    "arrow_numpy",
     "position",
     "summarize_skipped",
     "unique_ids",
@@ -176,6 +178,30 @@ class JsonRecords:
         return [loads(t) for t in texts.take(local).to_pylist()]
 
 
+class JsonLines(JsonRecords):
+    """Records stored as the lines of a jsonl file's bytes (a pyarrow ``Buffer``, memory-mapped
+    for a plain file): ``starts``/``ends`` are each record's byte range; a record is
+    decoded and parsed only when asked for."""
+
+    def __init__(self, data: Any, starts: np.ndarray, ends: np.ndarray) -> None:
+        super().__init__(None, len(starts))
+        self._data, self._starts, self._ends = data, starts, ends
+
+    @property
+    def texts(self) -> list[str]:
+        return self.strings(np.arange(len(self._starts), dtype=np.int64))
+
+    def strings(self, local: np.ndarray) -> list[str]:
+        """The lines at ``local`` as str (the file is valid UTF-8: checked when read)."""
+        view = memoryview(self._data)
+        starts, ends = self._starts[local].tolist(), self._ends[local].tolist()
+        return [str(view[a:b], "utf-8") for a, b in zip(starts, ends, strict=True)]
+
+    def take(self, local: np.ndarray) -> list[dict[str, Any]]:
+        loads = json.loads
+        return [loads(s) for s in self.strings(np.asarray(local, dtype=np.int64))]
+
+
 class RecordStore:
     """The pool's original records: segments (python lists, pyarrow tables or
     :class:`JsonRecords`) gathered lazily through a global index, so that a parquet pool
@@ -244,6 +270,28 @@ def _take_column(seg: Any, local: np.ndarray, name: str) -> list[Any]:
 # text columns
 # --------------------------------------------------------------------------------------
 
+
+def arrow_numpy(arr: Any) -> np.ndarray:
+    """A pyarrow boolean or integer array (or ChunkedArray) without nulls as a numpy array,
+    read from its buffers (pyarrow's own ``to_numpy`` imports pandas, a second's start-up)."""
+    import pyarrow as pa
+
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if arr.null_count:
+        raise ValueError("arrow_numpy: the array has nulls")
+    n, off = len(arr), arr.offset
+    if not n:
+        return np.zeros(0, dtype=bool if pa.types.is_boolean(arr.type) else np.int64)
+    buf = arr.buffers()[1]
+    if pa.types.is_boolean(arr.type):
+        bits = np.unpackbits(np.frombuffer(buf, dtype=np.uint8), bitorder="little")
+        return bits[off : off + n].astype(bool)
+    kind = "i" if pa.types.is_signed_integer(arr.type) else "u"
+    dtype = np.dtype(f"<{kind}{arr.type.bit_width // 8}")
+    return np.frombuffer(buf, dtype=dtype)[off : off + n]
+
+
 #: Texts per step when a column is iterated (one ``to_pylist`` per step, not per text).
 _ITER_STEP = 4096
 
@@ -282,13 +330,24 @@ class TextColumn(Sequence[str]):
     a lone surrogate given to :class:`Pool` directly, which is kept as a list).
     """
 
-    __slots__ = ("_data",)
+    __slots__ = ("_data", "_starts")
 
     def __init__(self, values: Any) -> None:
         if isinstance(values, TextColumn):
             values = values._data
         arrow = _arrow_text(values)
         self._data: Any = arrow if arrow is not None else list(values)
+        self._starts: np.ndarray | None = None  # first index of each chunk, when needed
+
+    def _item(self, k: int) -> str:
+        data = self._data
+        if data.num_chunks == 1:
+            return str(data.chunk(0)[k].as_py())
+        if self._starts is None:
+            sizes = [len(c) for c in data.chunks]
+            self._starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        c = int(np.searchsorted(self._starts, k, side="right")) - 1
+        return str(data.chunk(c)[k - int(self._starts[c])].as_py())
 
     @property
     def arrow(self) -> Any:
@@ -319,7 +378,7 @@ class TextColumn(Sequence[str]):
             k += n
         if not 0 <= k < n:
             raise IndexError(f"text index {i} out of range for {n} texts")
-        return data[k] if isinstance(data, list) else data[k].as_py()
+        return data[k] if isinstance(data, list) else self._item(k)
 
     def __iter__(self) -> Iterator[str]:
         data = self._data
@@ -377,7 +436,7 @@ class TextColumn(Sequence[str]):
         import pyarrow.compute as pc
 
         for chunk in data.chunks:
-            h.update(pc.utf8_length(chunk).to_numpy(zero_copy_only=False).astype("<i8").tobytes())
+            h.update(arrow_numpy(pc.utf8_length(chunk)).astype("<i8").tobytes())
         for chunk in data.chunks:
             if not len(chunk):
                 continue

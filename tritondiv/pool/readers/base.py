@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from tritondiv.pool.formats import json_type
-from tritondiv.pool.model import JsonRecords, PoolError, position
+from tritondiv.pool.model import JsonLines, PoolError, position
 
 __all__ = [
     "SUFFIXES",
@@ -51,13 +51,14 @@ class Block:
     table: Any = None  # pyarrow.Table
     lines: np.ndarray | None = None  # 1-based line number per record (jsonl)
     complete: bool = True  # False when reading stopped early (limit)
-    raw_lines: list[str] | None = None  # jsonl read by pyarrow: the lines, for the records
+    raw_lines: JsonLines | None = None  # jsonl read by pyarrow: its lines, for the records
     first: list[str] | None = None  # fields of the first record, when ``table`` has more
 
     def to_records(self) -> None:
         """Leave the pyarrow fast path of a jsonl file: parse its lines with ``json``."""
         if self.raw_lines is not None:
-            self.records = parse_lines(self.raw_lines)
+            lines = self.raw_lines
+            self.records = parse_lines(lines.strings(np.arange(len(lines), dtype=np.int64)))
             self.table = self.raw_lines = self.first = None
 
     def __len__(self) -> int:
@@ -150,7 +151,7 @@ class Block:
     def segment(self) -> Any:
         """The records as a :class:`~tritondiv.pool.model.RecordStore` segment."""
         if self.raw_lines is not None:
-            return JsonRecords(self.raw_lines)
+            return self.raw_lines
         return self.records if self.records is not None else self.table
 
 
