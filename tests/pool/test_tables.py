@@ -334,3 +334,60 @@ def test_fingerprint_matches_the_reference_on_real_data(shared_data: Path, tmp_p
     assert from_file.fingerprint == pool.fingerprint
     assert load_pool(pd.DataFrame(rows)).fingerprint == pool.fingerprint
     assert load_pool(rows).fingerprint == pool.fingerprint
+
+
+# ---- the streamed jsonl path ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("trailing_newline", [True, False])
+def test_streamed_jsonl_equals_the_in_memory_and_json_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trailing_newline: bool
+) -> None:
+    import tritondiv.pool.readers.jsonl as jsonl
+
+    rows = [{"id": f"r{i}", "prompt": f"p {i} ü", "completion": f"c {i}"} for i in range(1200)]
+    parts = []
+    for i, r in enumerate(rows):
+        parts.append(("  " if i % 97 == 0 else "") + json.dumps(r, ensure_ascii=i % 2 == 0))
+        if i % 101 == 0:
+            parts.append("")  # a blank line
+        if i % 103 == 0:
+            parts.append(" \t ")  # a whitespace line
+    text = "\r\n".join(parts[:600]) + "\r\n" + "\n".join(parts[600:])
+    path = tmp_path / "s.jsonl"
+    path.write_text(text + ("\n" if trailing_newline else ""), encoding="utf-8")
+    monkeypatch.setattr(jsonl, "STREAM_MIN_BYTES", 0)
+    monkeypatch.setattr(jsonl, "_SCAN_STEP", 4096)  # many steps, lines cut across them
+    streamed = load_pool(path)
+    assert type(streamed._records.segments[0]).__name__ == "JsonLines"
+    monkeypatch.setattr(jsonl, "STREAM_MIN_BYTES", 1 << 40)
+    in_memory = load_pool(path)
+    monkeypatch.setattr(jsonl, "ARROW_MIN_LINES", 1 << 40)
+    plain = load_pool(path)
+    assert type(plain._records.segments[0]) is list
+    for pool in (streamed, in_memory):
+        assert _texts(pool) == _texts(plain) and pool.records == plain.records == rows
+    # a bad record on the streamed path: the json path's exact line number
+    monkeypatch.setattr(jsonl, "STREAM_MIN_BYTES", 0)
+    monkeypatch.setattr(jsonl, "ARROW_MIN_LINES", 1000)
+    lines = path.read_text(encoding="utf-8").split("\n")
+    lines[700] = json.dumps({"id": "x", "prompt": "", "completion": "c"})
+    path.write_text("\n".join(lines), encoding="utf-8")
+    with pytest.raises(PoolError, match=r"s\.jsonl, line 701, field 'prompt': is empty"):
+        load_pool(path)
+
+
+def test_streamed_records_of_a_changed_file_are_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tritondiv.pool.readers.jsonl as jsonl
+
+    monkeypatch.setattr(jsonl, "STREAM_MIN_BYTES", 0)
+    path = tmp_path / "c.jsonl"
+    rows = [{"prompt": f"p{i}", "completion": "c"} for i in range(1000)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pool = load_pool(path)
+    assert pool.subset([999]).records == [rows[999]]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows[:10]))
+    with pytest.raises(PoolError, match=r"c\.jsonl: changed after the pool was read"):
+        pool.subset([0]).records  # noqa: B018

@@ -179,13 +179,32 @@ class JsonRecords:
 
 
 class JsonLines(JsonRecords):
-    """Records stored as the lines of a jsonl file's bytes (a pyarrow ``Buffer``, memory-mapped
-    for a plain file): ``starts``/``ends`` are each record's byte range; a record is
-    decoded and parsed only when asked for."""
+    """Records stored as lines of a jsonl file: ``starts``/``ends`` are each record's byte
+    range in ``data`` (the file's bytes, a pyarrow ``Buffer``) or, when ``data`` is a path,
+    in that file, memory-mapped only when records are asked for (a file changed since it
+    was read is then an error). A record is decoded and parsed only when asked for."""
 
     def __init__(self, data: Any, starts: np.ndarray, ends: np.ndarray) -> None:
         super().__init__(None, len(starts))
         self._data, self._starts, self._ends = data, starts, ends
+        self._stamp = None
+        if isinstance(data, str | os.PathLike):
+            st = os.stat(data)
+            self._stamp = (st.st_size, st.st_mtime_ns)
+
+    def _buffer(self) -> Any:
+        if self._stamp is None:
+            return self._data
+        import pyarrow as pa
+
+        st = os.stat(self._data)
+        if (st.st_size, st.st_mtime_ns) != self._stamp:
+            raise PoolError(
+                "changed after the pool was read (its records are read back from it)",
+                path=self._data,
+                hint="Load the pool again",
+            )
+        return pa.memory_map(str(self._data)).read_buffer()
 
     @property
     def texts(self) -> list[str]:
@@ -193,7 +212,7 @@ class JsonLines(JsonRecords):
 
     def strings(self, local: np.ndarray) -> list[str]:
         """The lines at ``local`` as str (the file is valid UTF-8: checked when read)."""
-        view = memoryview(self._data)
+        view = memoryview(self._buffer())
         starts, ends = self._starts[local].tolist(), self._ends[local].tolist()
         return [str(view[a:b], "utf-8") for a, b in zip(starts, ends, strict=True)]
 

@@ -2,9 +2,9 @@
 
 Blank lines are skipped; lines split on ``"\\n"`` only (JSON strings may hold raw U+2028 and
 friends); ``\\r\\n`` and a UTF-8 byte order mark are accepted. Big files of the single-turn
-formats are parsed by pyarrow's multi-threaded JSON reader straight from the file's bytes
-(memory-mapped from :data:`MMAP_MIN_BYTES` on), their records parsed from those bytes only
-on demand; a file pyarrow cannot read exactly as ``json`` would takes the plain ``json``
+formats are parsed by pyarrow's multi-threaded JSON reader (from :data:`STREAM_MIN_BYTES`
+on streamed from the file, whose bytes are then never all in memory), their records parsed
+from the file's bytes only on demand; a file pyarrow cannot read exactly as ``json`` would takes the plain ``json``
 path (so results never depend on the path taken).
 """
 
@@ -20,12 +20,13 @@ from tritondiv.pool.formats import detect_format
 from tritondiv.pool.model import JsonLines, PoolError
 from tritondiv.pool.readers.base import Block, decode_text, parse_lines, read_bytes
 
-__all__ = ["ARROW_MIN_LINES", "MMAP_MIN_BYTES", "read_jsonl"]
+__all__ = ["ARROW_MIN_LINES", "STREAM_MIN_BYTES", "read_jsonl"]
 
 #: Files with fewer lines are parsed with ``json`` (as fast, and simpler).
 ARROW_MIN_LINES = 1000
-#: Plain files from this size on are memory-mapped rather than read into memory.
-MMAP_MIN_BYTES = 1 << 20
+#: Plain files from this size on are streamed (never all in memory; their records are read
+#: back from the file, memory-mapped, when asked for) rather than read into memory.
+STREAM_MIN_BYTES = 1 << 20
 
 
 def read_jsonl(path: Path, gz: bool, max_records: int | None, mapped: bool = False) -> Block:
@@ -34,14 +35,16 @@ def read_jsonl(path: Path, gz: bool, max_records: int | None, mapped: bool = Fal
     so any flat record may take the pyarrow path."""
     import pyarrow as pa
 
-    if gz or path.stat().st_size < MMAP_MIN_BYTES:
+    buf = None
+    if not gz and path.stat().st_size >= STREAM_MIN_BYTES:
+        fast = _arrow_jsonl_file(path, max_records, mapped)
+    else:
         buf = pa.py_buffer(read_bytes(path, gz))
-    else:  # memory-mapped: the pages stay the file's (the records are read from them)
-        buf = pa.memory_map(str(path)).read_buffer()
-    fast = _arrow_jsonl(path, buf, max_records, mapped)
+        fast = _arrow_jsonl(path, buf, max_records, mapped)
     if fast is not None:
         return fast
-    data = buf.to_pybytes()
+    data = read_bytes(path, gz) if buf is None else buf.to_pybytes()
+    del buf
     text = decode_text(path, data)
     lines = text.split("\n")
     keep = [i for i, s in enumerate(lines) if s and not s.isspace()]
@@ -56,6 +59,129 @@ def read_jsonl(path: Path, gz: bool, max_records: int | None, mapped: bool = Fal
     chosen = [lines[i] for i in keep]
     line_numbers = np.asarray(keep, dtype=np.int64) + 1
     return Block(str(path), "", records=parse_lines(chosen), lines=line_numbers, complete=complete)
+
+
+def _valid_utf8(data: Any) -> bool:
+    """Whether ``data`` (bytes-like) is UTF-8: one zero-copy cast, no Python str."""
+    import pyarrow as pa
+
+    buf = data if isinstance(data, pa.Buffer) else pa.py_buffer(data)
+    offsets = pa.py_buffer(np.array([0, buf.size], dtype=np.int64))
+    try:
+        pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, buf]).cast(pa.large_string())
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
+def _scan_file(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, int] | None:
+    """Stream a file in steps (cut at line ends): (line starts, line ends, first byte of
+    each line or -1 when empty, size); None when it is not UTF-8 or starts with a BOM."""
+    starts: list[np.ndarray] = []
+    firsts: list[np.ndarray] = []
+    pos = 0
+    carry = b""
+    with path.open("rb") as fh:
+        while True:
+            block = fh.read(_SCAN_STEP)
+            data = carry + block if carry else block
+            if not data:
+                break
+            if pos == 0 and data.startswith(b"\xef\xbb\xbf"):
+                return None  # the in-memory path strips it
+            cut = data.rfind(b"\n") + 1 if block else len(data)
+            if cut == 0:  # a line longer than the step: read on
+                carry = data
+                continue
+            part, carry = data[:cut], data[cut:]
+            if not _valid_utf8(part):
+                return None
+            u8 = np.frombuffer(part, dtype=np.uint8)
+            local = np.concatenate([[0], np.flatnonzero(u8 == 10) + 1]).astype(np.int64)
+            local = local[local < u8.size]
+            starts.append(local + pos)
+            firsts.append(u8[local].astype(np.int16))
+            pos += cut
+    size = pos
+    s = np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
+    f = np.concatenate(firsts) if firsts else np.zeros(0, dtype=np.int16)
+    if not s.size or size == 0 or _ends_with_newline(path, size):
+        s = np.concatenate([s, [size]]).astype(np.int64)  # the empty line after the last "\n"
+        f = np.concatenate([f, [-1]]).astype(np.int16)
+    e = np.concatenate([s[1:] - 1, [size]]).astype(np.int64)
+    f[e <= s] = -1
+    return s, e, f, size
+
+
+def _ends_with_newline(path: Path, size: int) -> bool:
+    with path.open("rb") as fh:
+        fh.seek(size - 1)
+        return fh.read(1) == b"\n"
+
+
+def _kept(first: np.ndarray, line: Any) -> np.ndarray:
+    """Lines kept (neither empty nor whitespace, by ``str.isspace``): those that start with
+    ``{``; the few others are decoded (``line(i)``) and checked exactly."""
+    kept = first == ord("{")
+    for i in np.flatnonzero((first >= 0) & ~kept).tolist():
+        text = line(i)
+        kept[i] = bool(text) and not text.isspace()
+    return kept
+
+
+def _flat_first(text: str, mapped: bool) -> list[str] | None:
+    """The fields of the first record when it is a flat one pyarrow may read, else None."""
+    try:
+        first = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    if type(first) is not dict:
+        return None
+    if not mapped and detect_format(first) not in (
+        "alpaca",
+        "prompt_completion",
+        "question_answer",
+    ):
+        return None
+    return list(first)
+
+
+def _arrow_jsonl_file(path: Path, max_records: int | None, mapped: bool) -> Block | None:
+    """:func:`_arrow_jsonl` for a big plain file, streamed: the file's bytes are never all
+    in memory; the records are read back from the file when asked for."""
+    import pyarrow as pa
+    import pyarrow.json as pj
+
+    scanned = _scan_file(path)
+    if scanned is None:
+        return None
+    starts, ends, first, _ = scanned
+    with path.open("rb") as fh:
+
+        def line(i: int) -> str:
+            fh.seek(int(starts[i]))
+            return fh.read(int(ends[i] - starts[i])).decode("utf-8")
+
+        keep = np.flatnonzero(_kept(first, line))
+        if keep.size < ARROW_MIN_LINES or (max_records is not None and keep.size > max_records):
+            return None
+        fields = _flat_first(line(int(keep[0])), mapped)
+    if fields is None:
+        return None
+    try:
+        table = pj.read_json(str(path))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if table.num_rows != keep.size:
+        return None
+    return Block(
+        str(path),
+        "",
+        table=table,
+        lines=keep.astype(np.int64) + 1,
+        raw_lines=JsonLines(path, starts[keep], ends[keep]),
+        first=fields,
+    )
 
 
 #: Bytes per step when newlines are searched (bounds the temporary mask).
@@ -89,38 +215,20 @@ def _arrow_jsonl(path: Path, buf: Any, max_records: int | None, mapped: bool) ->
 
     if buf.size >= 3 and buf.slice(0, 3).to_pybytes() == b"\xef\xbb\xbf":
         buf = buf.slice(3)
-    try:  # one zero-copy cast checks that the whole file is UTF-8
-        offsets = pa.py_buffer(np.array([0, buf.size], dtype=np.int64))
-        pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, buf]).cast(pa.large_string())
-    except pa.ArrowInvalid:
+    if not _valid_utf8(buf):
         return None
     u8 = np.frombuffer(buf, dtype=np.uint8) if buf.size else np.zeros(0, np.uint8)
     starts, ends = _line_ranges(u8)
-    # A line is kept when it is neither empty nor whitespace (str.isspace): a line that
-    # starts with "{" is kept; the others (few) are decoded and checked exactly.
+    first = np.full(starts.size, -1, dtype=np.int16)
     nonempty = ends > starts
-    opens = np.zeros(starts.size, dtype=bool)
-    opens[nonempty] = u8[starts[nonempty]] == ord("{")
-    kept = opens.copy()
+    first[nonempty] = u8[starts[nonempty]]
     view = memoryview(buf)
-    for i in np.flatnonzero(nonempty & ~opens).tolist():
-        line = str(view[int(starts[i]) : int(ends[i])], "utf-8")
-        kept[i] = bool(line) and not line.isspace()
-    keep = np.flatnonzero(kept)
+    keep = np.flatnonzero(_kept(first, lambda i: str(view[int(starts[i]) : int(ends[i])], "utf-8")))
     if keep.size < ARROW_MIN_LINES or (max_records is not None and keep.size > max_records):
         return None
     starts, ends = starts[keep], ends[keep]
-    try:
-        first = json.loads(str(view[int(starts[0]) : int(ends[0])], "utf-8"))
-    except (json.JSONDecodeError, RecursionError):
-        return None
-    if type(first) is not dict:
-        return None
-    if not mapped and detect_format(first) not in (
-        "alpaca",
-        "prompt_completion",
-        "question_answer",
-    ):
+    fields = _flat_first(str(view[int(starts[0]) : int(ends[0])], "utf-8"), mapped)
+    if fields is None:
         return None
     try:
         table = pj.read_json(pa.BufferReader(buf))
@@ -134,5 +242,5 @@ def _arrow_jsonl(path: Path, buf: Any, max_records: int | None, mapped: bool) ->
         table=table,
         lines=keep.astype(np.int64) + 1,
         raw_lines=JsonLines(buf, starts, ends),
-        first=list(first),
+        first=fields,
     )
