@@ -391,3 +391,24 @@ def test_streamed_records_of_a_changed_file_are_an_error(
     path.write_text("".join(json.dumps(r) + "\n" for r in rows[:10]))
     with pytest.raises(PoolError, match=r"c\.jsonl: changed after the pool was read"):
         pool.subset([0]).records  # noqa: B018
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_later_block_with_other_fields_or_types_falls_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stream: bool
+) -> None:
+    import tritondiv.pool.readers.jsonl as jsonl
+
+    rows: list[dict[str, Any]] = [{"instruction": f"i{k}", "output": f"o{k}"} for k in range(1500)]
+    for k in range(900, 1500):
+        rows[k]["input"] = f"x{k}" if k % 2 else None  # a field only the later blocks have
+    rows[1400]["id"] = 7  # ... and an id that is a number
+    path = tmp_path / "late.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.setattr(jsonl, "STREAM_MIN_BYTES", 0 if stream else 1 << 40)
+    monkeypatch.setattr(jsonl, "_BLOCK_BYTES", 4096)
+    pool = load_pool(path)
+    assert pool.instruction.arrow is not None
+    plain = load_pool(rows)
+    assert pool.instruction == plain.instruction and pool.response == plain.response
+    assert pool.ids[1400] == "7" and pool.ids[0] == "late.jsonl:0"

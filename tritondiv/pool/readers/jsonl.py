@@ -129,6 +129,33 @@ def _kept(first: np.ndarray, line: Any) -> np.ndarray:
     return kept
 
 
+#: Bytes per block of pyarrow's JSON reader (fewer, bigger blocks parse faster).
+_BLOCK_BYTES = 4 << 20
+
+
+def _read_table(source: Any) -> Any:
+    """The table pyarrow reads from ``source()`` (a path or a reader), or None.
+
+    First the streaming reader (its memory is a few blocks beyond the table; the schema is
+    the first block's), then — when a later block does not fit that schema — the reader
+    that infers the schema over the whole file."""
+    import pyarrow as pa
+    import pyarrow.json as pj
+
+    options = pj.ReadOptions(block_size=_BLOCK_BYTES)
+    errors = (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError)
+    if hasattr(pj, "open_json"):
+        try:
+            reader = pj.open_json(source(), read_options=options)
+            return pa.Table.from_batches(list(reader), schema=reader.schema)
+        except errors:
+            pass
+    try:
+        return pj.read_json(source(), read_options=options)
+    except errors:
+        return None
+
+
 def _flat_first(text: str, mapped: bool) -> list[str] | None:
     """The fields of the first record when it is a flat one pyarrow may read, else None."""
     try:
@@ -149,8 +176,6 @@ def _flat_first(text: str, mapped: bool) -> list[str] | None:
 def _arrow_jsonl_file(path: Path, max_records: int | None, mapped: bool) -> Block | None:
     """:func:`_arrow_jsonl` for a big plain file, streamed: the file's bytes are never all
     in memory; the records are read back from the file when asked for."""
-    import pyarrow as pa
-    import pyarrow.json as pj
 
     scanned = _scan_file(path)
     if scanned is None:
@@ -168,11 +193,8 @@ def _arrow_jsonl_file(path: Path, max_records: int | None, mapped: bool) -> Bloc
         fields = _flat_first(line(int(keep[0])), mapped)
     if fields is None:
         return None
-    try:
-        table = pj.read_json(str(path))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
-    if table.num_rows != keep.size:
+    table = _read_table(lambda: str(path))
+    if table is None or table.num_rows != keep.size:
         return None
     return Block(
         str(path),
@@ -211,7 +233,6 @@ def _arrow_jsonl(path: Path, buf: Any, max_records: int | None, mapped: bool) ->
     a row count that differs from the line count, ...
     """
     import pyarrow as pa
-    import pyarrow.json as pj
 
     if buf.size >= 3 and buf.slice(0, 3).to_pybytes() == b"\xef\xbb\xbf":
         buf = buf.slice(3)
@@ -230,11 +251,8 @@ def _arrow_jsonl(path: Path, buf: Any, max_records: int | None, mapped: bool) ->
     fields = _flat_first(str(view[int(starts[0]) : int(ends[0])], "utf-8"), mapped)
     if fields is None:
         return None
-    try:
-        table = pj.read_json(pa.BufferReader(buf))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
-    if table.num_rows != keep.size:
+    table = _read_table(lambda: pa.BufferReader(buf))
+    if table is None or table.num_rows != keep.size:
         return None
     return Block(
         str(path),
