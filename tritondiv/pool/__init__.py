@@ -12,7 +12,24 @@ A *pool* is the set of samples datasets are selected from. :func:`load_pool` rea
   ``dataset_dict.json``; splits are read in sorted name order, empty splits are skipped and
   listed in :attr:`Pool.skipped` with the position ``"split"``);
 * a list of any of those, in the order given;
+* an in-memory table: a ``datasets.Dataset``, a ``datasets.DatasetDict`` with ``split=``
+  (splits are never merged silently: without ``split=`` it is an error naming them), a
+  pandas or polars ``DataFrame`` (categories accepted), a ``pyarrow.Table`` or
+  ``RecordBatch`` — all read through the pyarrow fast path, with fallback ids
+  ``dataset:<i>``, ``<split>:<i>``, ``dataframe:<i>``, ``table:<i>`` —, or a list of dicts
+  (records, read one by one; fallback ids ``records:<i>``);
 * nothing (``None``): the embedded default pool (:func:`default_pool`).
+
+Field mapping: ``instruction=`` (one field, or several joined with ``"\n"`` as alpaca's
+instruction + input, empty later ones skipped), ``response=`` and ``id=`` name the fields
+to read instead of a format's (the CLI's ``--instruction-field``, ``--response-field``,
+``--id-field``); see :class:`~tritondiv.pool.formats.FieldMap`. A named field that does not
+exist is a :class:`PoolError` listing the fields that do.
+
+Storage: the columns of a :class:`Pool` are :class:`TextColumn` s, read-only sequences of
+str over pyarrow ``large_string`` arrays that share the buffers pyarrow read (no copy of
+the texts); :attr:`Pool.fingerprint` is computed from those buffers and is the same for the
+same ids and texts whatever the input type.
 
 Record formats (:data:`FORMATS`) are detected per file from the fields of the file's first
 record, per record with ``format="mixed"``, or forced with ``format=``; the record rule
@@ -37,7 +54,8 @@ itself keeps its original ``id``).
 Speed: parquet and ``save_to_disk`` tables are checked and joined with pyarrow compute (no
 per-record Python; records become dicts only when :attr:`Pool.records` is read;
 dictionary-encoded columns are decoded first). Big ``.jsonl`` files of the single-turn
-formats are parsed by pyarrow's multi-threaded JSON reader; a file pyarrow cannot read
+formats are parsed by pyarrow's JSON reader, streamed from the file (its bytes are never
+all in memory; records are read back from it on demand); a file pyarrow cannot read
 exactly as ``json`` would takes the plain ``json`` path, so results never depend on the
 path taken.
 """
