@@ -207,7 +207,7 @@ def _arrow_jsonl_file(path: Path, max_records: int | None, mapped: bool) -> Bloc
 
 
 #: Bytes per step when newlines are searched (bounds the temporary mask).
-_SCAN_STEP = 1 << 24
+_SCAN_STEP = 1 << 22
 
 
 def _line_ranges(u8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
