@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-__all__ = ["Incidence"]
+__all__ = ["Incidence", "is_scipy_sparse"]
+
+
+def is_scipy_sparse(m: Any) -> bool:
+    """Whether ``m`` is a scipy.sparse matrix or array (without importing scipy)."""
+    if not type(m).__module__.startswith("scipy.sparse"):
+        return False
+    import scipy.sparse as sp
+
+    return bool(sp.issparse(m))
 
 
 @dataclass(frozen=True)
@@ -130,3 +140,60 @@ class Incidence:
         if n_types is None:
             n_types = int(types.max()) + 1 if types.size else 0
         return cls(offsets, types, n_types)
+
+    @classmethod
+    def from_scipy(cls, m: Any, labels: np.ndarray | None = None) -> Incidence:
+        """Build from a scipy.sparse matrix or array (csr, csc, coo, ...; rows = samples,
+        columns = types): sample ``i`` carries type ``j`` when ``m[i, j]`` is nonzero.
+
+        Any integer, boolean or floating data is accepted; explicitly stored zeros do not
+        count. ``n_types`` is the number of columns.
+
+        Raises
+        ------
+        TypeError
+            When ``m`` is not a scipy.sparse matrix, or its data is not numeric.
+        ValueError
+            When ``m`` is not 2-D, has more than 2**31 - 1 columns, or holds NaN.
+        """
+        if not is_scipy_sparse(m):
+            raise TypeError(
+                f"Incidence.from_scipy: expected a scipy.sparse matrix, got {type(m).__name__}"
+            )
+        if len(m.shape) != 2:
+            raise ValueError(f"Incidence.from_scipy: expected a 2-D matrix, got shape {m.shape}")
+        kind = np.dtype(m.dtype).kind
+        if kind not in "biuf":
+            raise TypeError(
+                f"Incidence.from_scipy: data must be integer, boolean or float, got {m.dtype}"
+            )
+        n_rows, n_cols = (int(d) for d in m.shape)
+        if n_cols > np.iinfo(np.int32).max:
+            raise ValueError(f"Incidence.from_scipy: {n_cols} columns do not fit int32 type ids")
+        import scipy.sparse as sp
+
+        csr = sp.csr_matrix(m, copy=True)  # copy: sorting and pruning must not touch ``m``
+        if kind == "f" and np.isnan(csr.data).any():
+            raise ValueError("Incidence.from_scipy: the matrix holds NaN (neither zero nor not)")
+        csr.sum_duplicates()  # coo duplicates: one entry each (their sum decides)
+        csr.eliminate_zeros()
+        csr.sort_indices()
+        offsets = np.asarray(csr.indptr, dtype=np.int64)
+        types = np.asarray(csr.indices, dtype=np.int32)
+        if offsets.size != n_rows + 1:
+            raise ValueError("Incidence.from_scipy: malformed matrix (indptr length)")
+        return cls(offsets, types, n_cols, labels)
+
+    @classmethod
+    def coerce(cls, incidence: Any, what: str = "incidence") -> Incidence:
+        """``incidence`` as an :class:`Incidence`: an Incidence as is, a scipy.sparse matrix
+        through :meth:`from_scipy`; anything else is a ``TypeError`` naming ``what``."""
+        if isinstance(incidence, Incidence):
+            return incidence
+        if is_scipy_sparse(incidence):
+            return cls.from_scipy(incidence)
+        raise TypeError(
+            f"{what}: expected a tritondiv.Incidence or a scipy.sparse matrix, got "
+            f"{type(incidence).__name__} (build one with Incidence(offsets, types, n_types), "
+            "Incidence.from_lists or Incidence.from_scipy)"
+        )

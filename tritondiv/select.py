@@ -187,11 +187,7 @@ class SelectionResult:
 
 
 def _check_incidence(incidence: Incidence) -> Incidence:
-    if not isinstance(incidence, Incidence):
-        raise TypeError(
-            f"incidence: expected a tritondiv.Incidence, got {type(incidence).__name__} "
-            "(build one with Incidence(offsets, types, n_types) or Incidence.from_lists)"
-        )
+    incidence = Incidence.coerce(incidence, "incidence")  # also takes scipy.sparse matrices
     if incidence.n_samples == 0:
         raise ValueError("incidence is empty (0 samples): selection needs at least one sample")
     return incidence

@@ -225,7 +225,7 @@ def test_real_t0_head_equals_record_texts(shared_data: Path, tmp_path: Path) -> 
         lines = [next(fh) for _ in range(3000)]
     (tmp_path / "t0.jsonl").write_text("".join(lines))
     pool = load_pool(tmp_path / "t0.jsonl")
-    assert type(pool._records.segments[0]).__name__ == "JsonRecords"  # the fast path served it
+    assert type(pool._records.segments[0]).__name__ == "JsonLines"  # the fast path served it
     expected = [record_texts(json.loads(line)) for line in lines]
     assert list(zip(pool.instruction, pool.response, strict=True)) == expected
 

@@ -21,6 +21,7 @@ FLOORS = [
     "tritondiv.pool.readers.jsonl",
     "tritondiv.pool.readers.parquet",
     "tritondiv.pool.readers.hf",
+    "tritondiv.pool.readers.table",
     "tritondiv.pool.readers",
     "tritondiv.pool.extract",
     "tritondiv.pool.sharegpt",

@@ -917,7 +917,7 @@ def test_arrow_fast_path_on_a_big_file(tmp_path: Path) -> None:
         "".join(json.dumps(r, ensure_ascii=i % 2 == 0) + "\n" for i, r in enumerate(rows))
     )
     pool = load_pool(path)
-    assert type(pool._records.segments[0]).__name__ == "JsonRecords"  # the fast path served it
+    assert type(pool._records.segments[0]).__name__ == "JsonLines"  # the fast path served it
     fast, slow = _both_paths(path)
     _same(fast, slow)
     assert (

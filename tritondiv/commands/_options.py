@@ -38,7 +38,9 @@ def _formats() -> tuple[str, ...]:
 
 @dataclass
 class PoolArgs:
-    """The pool loading options: ``POOL`` and the keywords of :func:`tritondiv.pool.load_pool`."""
+    """The pool loading options: ``POOL`` and the keywords of :func:`tritondiv.pool.load_pool`
+    (``--instruction-field``/``--response-field``/``--id-field`` are its ``instruction=``,
+    ``response=`` and ``id=``)."""
 
     source: str | None = _opt(
         None,
@@ -70,6 +72,29 @@ class PoolArgs:
         action="store_true",
     )
     limit: int | None = _opt(None, "use only the first N samples", type=int, metavar="N")
+    instruction_field: tuple[str, ...] | None = _opt(
+        None,
+        "field(s) the instruction is made of instead of the format's; several (repeat the "
+        "option or separate with commas) are joined with a newline, empty later ones "
+        "skipped, as alpaca's instruction + input",
+        action="append",
+        metavar="FIELD",
+    )
+    response_field: str | None = _opt(
+        None, "field the response is taken from instead of the format's", metavar="FIELD"
+    )
+    id_field: str | None = _opt(
+        None, "field the sample ids are taken from (default: id)", metavar="FIELD"
+    )
+
+    def __post_init__(self) -> None:
+        # --instruction-field a,b --instruction-field c -> ("a", "b", "c")
+        if self.instruction_field is not None:
+            given = self.instruction_field
+            items = [given] if isinstance(given, str) else list(given)
+            self.instruction_field = tuple(
+                f.strip() for item in items for f in str(item).split(",")
+            )
 
     def load(self) -> Any:
         """The pool (``skipped K records: reasons...`` on stderr when records were skipped)."""
@@ -82,6 +107,9 @@ class PoolArgs:
             skip_bad=self.skip_bad,
             limit=self.limit,
             allow_empty=self.allow_empty,
+            instruction=self.instruction_field,
+            response=self.response_field,
+            id=self.id_field,
         )
         if pool.skipped:
             print(summarize_skipped(pool.skipped), file=sys.stderr)
@@ -93,7 +121,11 @@ class PoolArgs:
 
         from tritondiv.ladder import pool_meta
 
-        return pool_meta(pool, **asdict(self))
+        options = asdict(self)
+        for name in ("instruction_field", "response_field", "id_field"):
+            if options[name] is None:  # recorded only when given (older manifests lack them)
+                del options[name]
+        return pool_meta(pool, **options)
 
 
 @dataclass

@@ -12,7 +12,24 @@ A *pool* is the set of samples datasets are selected from. :func:`load_pool` rea
   ``dataset_dict.json``; splits are read in sorted name order, empty splits are skipped and
   listed in :attr:`Pool.skipped` with the position ``"split"``);
 * a list of any of those, in the order given;
+* an in-memory table: a ``datasets.Dataset``, a ``datasets.DatasetDict`` with ``split=``
+  (splits are never merged silently: without ``split=`` it is an error naming them), a
+  pandas or polars ``DataFrame`` (categories accepted), a ``pyarrow.Table`` or
+  ``RecordBatch`` — all read through the pyarrow fast path, with fallback ids
+  ``dataset:<i>``, ``<split>:<i>``, ``dataframe:<i>``, ``table:<i>`` —, or a list of dicts
+  (records, read one by one; fallback ids ``records:<i>``);
 * nothing (``None``): the embedded default pool (:func:`default_pool`).
+
+Field mapping: ``instruction=`` (one field, or several joined with ``"\n"`` as alpaca's
+instruction + input, empty later ones skipped), ``response=`` and ``id=`` name the fields
+to read instead of a format's (the CLI's ``--instruction-field``, ``--response-field``,
+``--id-field``); see :class:`~tritondiv.pool.formats.FieldMap`. A named field that does not
+exist is a :class:`PoolError` listing the fields that do.
+
+Storage: the columns of a :class:`Pool` are :class:`TextColumn` s, read-only sequences of
+str over pyarrow ``large_string`` arrays that share the buffers pyarrow read (no copy of
+the texts); :attr:`Pool.fingerprint` is computed from those buffers and is the same for the
+same ids and texts whatever the input type.
 
 Record formats (:data:`FORMATS`) are detected per file from the fields of the file's first
 record, per record with ``format="mixed"``, or forced with ``format=``; the record rule
@@ -37,7 +54,8 @@ itself keeps its original ``id``).
 Speed: parquet and ``save_to_disk`` tables are checked and joined with pyarrow compute (no
 per-record Python; records become dicts only when :attr:`Pool.records` is read;
 dictionary-encoded columns are decoded first). Big ``.jsonl`` files of the single-turn
-formats are parsed by pyarrow's multi-threaded JSON reader; a file pyarrow cannot read
+formats are parsed by pyarrow's JSON reader, streamed from the file (its bytes are never
+all in memory; records are read back from it on demand); a file pyarrow cannot read
 exactly as ``json`` would takes the plain ``json`` path, so results never depend on the
 path taken.
 """
@@ -51,16 +69,17 @@ from typing import Any
 import numpy as np
 
 from tritondiv.pool.extract import Texts, block_texts
-from tritondiv.pool.formats import FORMATS, detect_format, record_texts
+from tritondiv.pool.formats import FORMATS, FieldMap, detect_format, record_texts
 from tritondiv.pool.model import (
     Pool,
     PoolError,
     RecordStore,
     SkippedRecord,
+    TextColumn,
     summarize_skipped,
     unique_ids,
 )
-from tritondiv.pool.readers import Block, expand, read
+from tritondiv.pool.readers import Block, expand, in_memory_kind, read, read_in_memory
 from tritondiv.pool.sharegpt import default_pool
 
 __all__ = [
@@ -69,6 +88,7 @@ __all__ = [
     "Pool",
     "PoolError",
     "SkippedRecord",
+    "TextColumn",
     "default_pool",
     "detect_format",
     "load_pool",
@@ -83,12 +103,35 @@ _BAD_RECORD_HINT = "Fix the record, or pass skip_bad=True (--skip-bad) to skip b
 
 
 def _gather(col: Any, keep: np.ndarray, n: int) -> list[Any]:
-    """``col[keep]`` as a list, for a python list or a pyarrow array."""
-    if isinstance(col, list):
-        return col if keep.size == n else [col[i] for i in keep.tolist()]
+    """``col[keep]`` as pyarrow ``large_string`` chunks, for a python list or a pyarrow
+    (chunked) array, without copying the texts of a whole column (the kept texts are all
+    valid text: bad ones were flagged)."""
     import pyarrow as pa
 
-    return list((col if keep.size == n else col.take(pa.array(keep))).to_pylist())
+    if isinstance(col, list):
+        values = col if keep.size == n else [col[i] for i in keep.tolist()]
+        return [pa.array(values, pa.large_string())]
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    out = col if keep.size == n else col.take(pa.array(keep))
+    if not pa.types.is_large_string(out.type):
+        out = out.cast(pa.large_string())  # new offsets, the same text buffer
+    return list(out.chunks) if isinstance(out, pa.ChunkedArray) else [out]
+
+
+def _column(chunks: list[Any]) -> Any:
+    import pyarrow as pa
+
+    return pa.chunked_array([c for part in chunks for c in part], pa.large_string())
+
+
+def _unique_ids(ids: Any) -> Any:
+    """The id rule (:func:`unique_ids`) on a pyarrow column: untouched when unique."""
+    import pyarrow.compute as pc
+
+    if not len(ids) or pc.count_distinct(ids).as_py() == len(ids):
+        return ids
+    return unique_ids(ids.to_pylist())
 
 
 def _hint(reason: str) -> str:
@@ -105,10 +148,13 @@ def _build_pool(
     limit: int | None,
     extra_skipped: Sequence[SkippedRecord] = (),
 ) -> Pool:
-    ids: list[str] = []
-    ins: list[str] = []
-    res: list[str] = []
-    src: list[str] = []
+    import pyarrow as pa
+
+    ids: list[Any] = []
+    ins: list[Any] = []
+    res: list[Any] = []
+    src: list[Any] = []
+    kept = 0
     segments = []
     index_parts = []
     skipped: list[SkippedRecord] = []
@@ -121,9 +167,9 @@ def _build_pool(
             if bad.size
             else np.arange(n, dtype=np.int64)
         )
-        if limit is not None and limit - len(ids) < keep.size:
+        if limit is not None and limit - kept < keep.size:
             # Only records before the limit is reached count (bad ones included).
-            remaining = max(limit - len(ids), 0)
+            remaining = max(limit - kept, 0)
             cutoff = int(keep[remaining - 1]) + 1 if remaining else 0
             keep = keep[:remaining]
             bad = bad[bad < cutoff]
@@ -140,16 +186,31 @@ def _build_pool(
                     block.path, block.position(i), f"field {field!r} {reason}" if field else reason
                 )
             )
-        ids.extend(_gather(texts.ids, keep, n))
-        ins.extend(_gather(texts.instruction, keep, n))
-        res.extend(_gather(texts.response, keep, n))
-        src.extend([block.path] * keep.size)
+        ids.append(_gather(texts.ids, keep, n))
+        ins.append(_gather(texts.instruction, keep, n))
+        res.append(_gather(texts.response, keep, n))
+        src.append(
+            [
+                pa.DictionaryArray.from_arrays(
+                    pa.array(np.zeros(keep.size, np.int32)),
+                    pa.array([block.path], pa.large_string()),
+                ).dictionary_decode()
+            ]
+        )
+        kept += int(keep.size)
         segments.append(block.segment())
         index_parts.append(keep.astype(np.int64) + offset)
         offset += n
     index = np.concatenate(index_parts) if index_parts else np.zeros(0, dtype=np.int64)
     skipped.extend(extra_skipped)
-    return Pool(unique_ids(ids), ins, res, src, RecordStore(segments, index), skipped)
+    return Pool(
+        _unique_ids(_column(ids)),
+        _column(ins),
+        _column(res),
+        _column(src),
+        RecordStore(segments, index),
+        skipped,
+    )
 
 
 def _check_count(name: str, value: Any, minimum: int) -> None:
@@ -161,8 +222,56 @@ def _check_count(name: str, value: Any, minimum: int) -> None:
         raise ValueError(f"{name} must be at least {minimum} (or None), got {value!r}")
 
 
+def _field(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{name}= must be a field name (str) or None, got {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{name}= must be a non-empty field name")
+    return value
+
+
+def field_map(instruction: Any = None, response: Any = None, id: Any = None) -> FieldMap | None:
+    """The :class:`~tritondiv.pool.formats.FieldMap` of ``load_pool``'s mapping keywords
+    (``None`` when none is given), checked: names are non-empty strings; ``instruction``
+    may also be a list of them (or one comma-separated string)."""
+    if isinstance(instruction, str):
+        fields: tuple[str, ...] | None = tuple(f.strip() for f in instruction.split(","))
+    elif instruction is None:
+        fields = None
+    elif isinstance(instruction, Sequence) and not isinstance(instruction, bytes):
+        fields = tuple(instruction)
+        if not fields:
+            raise ValueError("instruction= must name at least one field")
+    else:
+        raise TypeError(
+            "instruction= must be a field name, a list of field names or None, "
+            f"got {type(instruction).__name__}"
+        )
+    if fields is not None:
+        for f in fields:
+            _field("instruction", f)
+        if len(set(fields)) != len(fields):
+            raise ValueError(f"instruction= names a field twice: {list(fields)!r}")
+    fmap = FieldMap(fields, _field("response", response), _field("id", id))
+    return fmap if fmap != FieldMap() else None
+
+
+def _in_memory(source: Any) -> str | None:
+    kind = in_memory_kind(source)
+    if kind is None and isinstance(source, list) and source:
+        if any(isinstance(r, dict) for r in source):
+            bad = next(i for i, r in enumerate(source) if not isinstance(r, dict))
+            raise TypeError(
+                f"a list source must hold only records (dicts) or only paths; item {bad} is "
+                f"{type(source[bad]).__name__}"
+            )
+    return kind
+
+
 def load_pool(
-    source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+    source: Any = None,
     *,
     format: str = "auto",
     first_turn_only: bool = False,
@@ -170,17 +279,23 @@ def load_pool(
     limit: int | None = None,
     allow_empty: bool = False,
     max_text_chars: int | None = DEFAULT_MAX_TEXT_CHARS,
+    instruction: str | Sequence[str] | None = None,
+    response: str | None = None,
+    id: str | None = None,
+    split: str | None = None,
 ) -> Pool:
     """Read a pool of instruction/response samples.
 
     Parameters
     ----------
-    source : str, path-like, list of those, or None
+    source : path, list of paths, table, list of dicts, or None
         A pool file, a directory of pool files, a ``datasets`` ``save_to_disk`` folder, or
-        a list of those (read in order). ``None`` loads the embedded default pool
-        (ShareGPT, see :func:`default_pool`; it always skips its conversations that give
-        no sample, listing them in :attr:`Pool.skipped`). See the module docstring for the
-        file types and record formats.
+        a list of those (read in order); or an in-memory table: a ``datasets.Dataset``, a
+        ``datasets.DatasetDict`` (with ``split=``), a pandas or polars ``DataFrame``, a
+        ``pyarrow.Table``, or a list of dicts (records). ``None`` loads the embedded
+        default pool (ShareGPT, see :func:`default_pool`; it always skips its
+        conversations that give no sample, listing them in :attr:`Pool.skipped`). See the
+        module docstring for the file types and record formats.
     format : str
         ``"auto"`` (detect per file from its first record), ``"mixed"`` (detect per
         record, for files that mix formats; rows of a table drop their null fields before
@@ -204,6 +319,22 @@ def load_pool(
         have; a longer one is a bad record (an outsized text makes every later step slow
         and memory-hungry). Default :data:`DEFAULT_MAX_TEXT_CHARS`; ``None`` disables the
         bound. The default pool is not bounded by it (its texts are known).
+    instruction : str or list of str, optional
+        The field(s) the instruction is made of, instead of a format's: the first must be
+        a non-empty string; each later one, when a non-empty string, is appended after a
+        ``"\n"`` (alpaca's ``instruction`` + ``input`` is ``["instruction", "input"]``); a
+        later field may be null. One string may list fields comma-separated.
+    response : str, optional
+        The field the response is taken from. With ``instruction=`` or ``response=`` the
+        other one defaults to alpaca's (``instruction`` + optional ``input``; ``output``,
+        or ``response`` when the first record has no ``output``), and ``format`` must be
+        ``"auto"``. A named field absent from a file's first record (a table's columns)
+        is a :class:`PoolError` listing the fields there are.
+    id : str, optional
+        The field sample ids are taken from (default ``id``; see the module docstring).
+    split : str, optional
+        The split of a ``datasets.DatasetDict`` source to read; required for one (splits
+        are never merged silently) and refused for other sources.
 
     Returns
     -------
@@ -212,11 +343,23 @@ def load_pool(
     Raises
     ------
     PoolError
-        A missing, empty, unreadable or broken-link file, an unknown format, or (without
-        ``skip_bad``) a bad record; the message names the file, line/record and field.
+        A missing, empty, unreadable or broken-link file, an empty table or split, a
+        ``DatasetDict`` without ``split=`` (the message names its splits), a mapped field
+        that does not exist, an unknown format, or (without ``skip_bad``) a bad record;
+        the message names the file, line/record and field.
+    TypeError
+        A source of an unsupported type, or mapping keywords that are not field names.
     """
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}; got {format!r}")
+    fmap = field_map(instruction, response, id)
+    if fmap is not None and fmap.maps_texts and format not in ("auto", "mixed"):
+        raise ValueError(
+            f"instruction=/response= replace the record format; format={format!r} does not "
+            "apply with them (leave format='auto')"
+        )
+    if split is not None and not isinstance(split, str):
+        raise TypeError(f"split= must be a split name (str) or None, got {type(split).__name__}")
     if limit is not None and (
         isinstance(limit, bool) or not isinstance(limit, int | np.integer) or limit < 0
     ):
@@ -227,8 +370,31 @@ def load_pool(
             raise ValueError(
                 f"the default pool is in ShareGPT format; format={format!r} does not apply"
             )
+        if fmap is not None:
+            raise ValueError("instruction=/response=/id= do not apply to the default pool")
         return default_pool(limit=limit, first_turn_only=first_turn_only)
+    kind = _in_memory(source)
+    if kind is not None:
+        block = read_in_memory(source, kind, split)
+        _, texts = block_texts(block, format, first_turn_only, allow_empty, max_text_chars, fmap)
+        return _build_pool([(block, texts)], skip_bad, limit)
+    if split is not None:
+        raise ValueError(
+            f"split={split!r} applies to a datasets.DatasetDict source only "
+            f"(got {type(source).__name__})"
+        )
+    if not isinstance(source, str | os.PathLike | list | tuple):
+        raise TypeError(
+            "source must be a path, a list of paths, a datasets Dataset/DatasetDict, a pandas "
+            f"or polars DataFrame, a pyarrow Table, a list of dicts or None; got "
+            f"{type(source).__name__}"
+        )
     sources = [source] if isinstance(source, str | os.PathLike) else list(source)
+    bad = next((s for s in sources if not isinstance(s, str | os.PathLike)), None)
+    if bad is not None:
+        raise TypeError(
+            f"a list source must hold paths (str or os.PathLike); got {type(bad).__name__}"
+        )
     if not sources:
         raise PoolError(
             "no pool sources given", hint="Pass a file, a directory, or None for the default pool"
@@ -243,9 +409,9 @@ def load_pool(
         want = None if limit is None else limit - kept
         cap = None if want is None else max(2 * want, 16)
         while True:
-            read_blocks, empty = read(path, rel, cap)
+            read_blocks, empty = read(path, rel, cap, fmap is not None and fmap.maps_texts)
             parsed = [
-                (b, block_texts(b, format, first_turn_only, allow_empty, max_text_chars)[1])
+                (b, block_texts(b, format, first_turn_only, allow_empty, max_text_chars, fmap)[1])
                 for b in read_blocks
             ]
             good = sum(len(b) - len(t.problems) for b, t in parsed)

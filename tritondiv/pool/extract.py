@@ -20,15 +20,17 @@ import numpy as np
 
 from tritondiv.pool.formats import (
     CONVERSATION_FORMATS,
+    FieldMap,
     Problem,
     alpaca_response_field,
     detect_format,
     format_fields,
     json_type,
+    mapped_texts,
     texts_of,
     unknown_format,
 )
-from tritondiv.pool.model import PoolError
+from tritondiv.pool.model import PoolError, arrow_numpy
 from tritondiv.pool.readers.base import BadJson, Block
 
 __all__ = ["Texts", "block_texts"]
@@ -130,33 +132,41 @@ def _arrow_check_text(
             for i in range(n):
                 texts.flag(i, field, "is missing")
         return None
-    col = table.column(field).combine_chunks()
+    col = table.column(field)  # chunked: no copy of the texts
     if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
-        valid = np.flatnonzero(col.is_valid().to_numpy(zero_copy_only=False))
+        valid = np.flatnonzero(arrow_numpy(col.is_valid()))
         for i in valid.tolist():
             v = col[i].as_py()
             want = "a string or null" if nullable else "a string"
             texts.flag(i, field, f"is a JSON {json_type(v)}, expected {want}")
         if not nullable:
-            for i in np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False)).tolist():
+            for i in np.flatnonzero(arrow_numpy(col.is_null())).tolist():
                 texts.flag(i, field, "is a JSON null, expected a string")
         return None
     if not nullable and col.null_count:
-        for i in np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False)).tolist():
+        for i in np.flatnonzero(arrow_numpy(col.is_null())).tolist():
             texts.flag(i, field, "is a JSON null, expected a string")
     if not allow_empty and not nullable:
         # A text holding a printable ASCII character is not empty; the others (empty,
         # whitespace, or no ASCII at all) are checked with Python's own str.isspace.
-        has_ascii = pc.match_substring_regex(col, "[!-~]").to_numpy(zero_copy_only=False)
-        maybe = np.flatnonzero(
-            ~has_ascii.astype(bool) & col.is_valid().to_numpy(zero_copy_only=False)
-        )
+        has_ascii = arrow_numpy(pc.fill_null(pc.match_substring_regex(col, "[!-~]"), True))
+        maybe = np.flatnonzero(~has_ascii & arrow_numpy(col.is_valid()))
         if maybe.size:
             values = col.take(pa.array(maybe)).to_pylist()
             for i, v in zip(maybe.tolist(), values, strict=True):
                 if not v or v.isspace():
                     texts.flag(i, field, "is empty")
     return col
+
+
+def _join(a: Any, b: Any) -> Any:
+    """``a + "\\n" + b`` element-wise, for string and large_string columns alike."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if a.type != b.type:
+        a, b = a.cast(pa.large_string()), b.cast(pa.large_string())
+    return pc.binary_join_element_wise(a, b, pa.scalar("\n", a.type))
 
 
 def _texts_table(block: Block, fmt: str, allow_empty: bool) -> Texts:
@@ -170,9 +180,9 @@ def _texts_table(block: Block, fmt: str, allow_empty: bool) -> Texts:
         inst = _arrow_check_text(texts, table, "instruction", allow_empty)
         inp = _arrow_check_text(texts, table, "input", True, nullable=True)
         if inst is not None and inp is not None:
-            joined = pc.binary_join_element_wise(inst, inp, "\n")
+            joined = _join(inst, inp)
             use = pc.fill_null(pc.greater(pc.binary_length(inp), 0), False)
-            inst = pc.if_else(use, joined, inst)
+            inst = pc.if_else(use, joined, inst.cast(joined.type))
     else:
         inst_field, resp_field = format_fields(fmt)
         inst = _arrow_check_text(texts, table, inst_field, allow_empty)
@@ -186,6 +196,65 @@ def _texts_table(block: Block, fmt: str, allow_empty: bool) -> Texts:
 
 
 # --------------------------------------------------------------------------------------
+# a field mapping (load_pool(instruction=, response=))
+# --------------------------------------------------------------------------------------
+
+
+def _texts_mapped_records(
+    records: list[Any], instruction: tuple[str, ...], response: str, allow_empty: bool
+) -> Texts:
+    texts = Texts(len(records))
+    ins, res = texts.instruction, texts.response
+    for i, r in enumerate(records):
+        if type(r) is not dict:
+            texts.flag(i, None, _not_object(r))
+            continue
+        try:
+            ins[i], res[i] = mapped_texts(r, instruction, response, allow_empty)
+        except Problem as p:
+            texts.flag(i, p.field, p.reason)
+    fields = (instruction[0], response)
+    texts.fields = lambda i: fields
+    return texts
+
+
+def _texts_mapped_table(
+    block: Block, instruction: tuple[str, ...], response: str, allow_empty: bool
+) -> Texts:
+    """The mapped record rule in pyarrow compute (as :func:`_texts_table` for alpaca)."""
+    import pyarrow.compute as pc
+
+    table = block.table
+    texts = Texts(0)
+    inst = _arrow_check_text(texts, table, instruction[0], allow_empty)
+    for name in instruction[1:]:
+        extra = _arrow_check_text(texts, table, name, True, nullable=True)
+        if inst is not None and extra is not None:
+            use = pc.fill_null(pc.greater(pc.binary_length(extra), 0), False)
+            joined = _join(inst, extra)
+            inst = pc.if_else(use, joined, inst.cast(joined.type))
+    resp = _arrow_check_text(texts, table, response, allow_empty)
+    n = table.num_rows
+    texts.instruction = inst if inst is not None else [None] * n
+    texts.response = resp if resp is not None else [None] * n
+    fields = (instruction[0], response)
+    texts.fields = lambda i: fields
+    return texts
+
+
+def _block_mapped(block: Block, fmap: FieldMap, allow_empty: bool) -> tuple[str, Texts]:
+    instruction, response = fmap.resolve(block.first_fields(), block.path)
+    if block.table is not None:
+        texts = _texts_mapped_table(block, instruction, response, allow_empty)
+        if block.raw_lines is not None and (texts.problems or not block.plain_ids(fmap.id or "id")):
+            block.to_records()  # exact reasons and ids from the json path, as below
+    if block.table is None:
+        assert block.records is not None
+        texts = _texts_mapped_records(block.records, instruction, response, allow_empty)
+    return "mapped", texts
+
+
+# --------------------------------------------------------------------------------------
 # size and encodability, vectorised
 # --------------------------------------------------------------------------------------
 
@@ -196,7 +265,7 @@ def _check_size(texts: Texts, col: Any, which: int, max_chars: int) -> None:
     else:
         import pyarrow.compute as pc
 
-        lengths = pc.fill_null(pc.utf8_length(col), 0).to_numpy(zero_copy_only=False)
+        lengths = arrow_numpy(pc.fill_null(pc.utf8_length(col), 0))
     for i in np.flatnonzero(lengths > max_chars).tolist():
         texts.flag(
             i,
@@ -281,40 +350,53 @@ def block_texts(
     first_only: bool,
     allow_empty: bool = False,
     max_text_chars: int | None = None,
+    fmap: FieldMap | None = None,
 ) -> tuple[str, Texts]:
-    """The format of a block (``fmt``, or detected from its first record for ``"auto"``)
-    and its texts, ids and bad records."""
-    if fmt == "mixed":
+    """The format of a block (``fmt``, or detected from its first record for ``"auto"``;
+    ``"mapped"`` with a field mapping) and its texts, ids and bad records."""
+    id_field = "id" if fmap is None or fmap.id is None else fmap.id
+    if fmap is not None and fmap.maps_texts:
+        fmt, texts = _block_mapped(block, fmap, allow_empty)
+    elif fmap is not None and fmap.id is not None and fmt != "mixed":
+        # id= alone: the mapping's check that the field exists, then the usual rule
+        fields = block.first_fields()
+        if fmap.id not in fields:
+            FieldMap(id=fmap.id).resolve(fields, block.path)
+        fmt, texts = _block_format(block, fmt, first_only, allow_empty, id_field)
+    elif fmt == "mixed":
         texts = _texts_mixed(block, first_only, allow_empty)
     else:
-        if fmt == "auto":
-            fields = block.first_fields()
-            detected = detect_format(fields)
-            if detected is None:
-                reason, hint = unknown_format(fields)
-                raise PoolError(
-                    reason, path=block.path, hint=hint, **block.where(block.first_index())
-                )
-            fmt = detected
-        if fmt in CONVERSATION_FORMATS:
-            block.to_records()
-        if fmt in CONVERSATION_FORMATS and block.table is not None:
-            key = format_fields(fmt)[0]  # a table of conversations: its one column counts
-            turns = block.table.column(key).to_pylist() if key in block.table.column_names else []
-            rows = [{key: t} for t in turns] if turns else [{}] * len(block)
-            texts = _texts_records(rows, fmt, first_only, allow_empty, None)
-        elif block.table is not None:
-            texts = _texts_table(block, fmt, allow_empty)
-            if block.raw_lines is not None and (texts.problems or not block.plain_ids()):
-                # The pyarrow fast path only serves clean files: bad records get their exact
-                # reasons, and ids their exact str(), from the json path.
-                block.to_records()
-        if block.table is None:
-            assert block.records is not None
-            response_field = (
-                alpaca_response_field(block.first_fields()) if fmt == "alpaca" else None
-            )
-            texts = _texts_records(block.records, fmt, first_only, allow_empty, response_field)
-    texts.ids = block.ids()
+        fmt, texts = _block_format(block, fmt, first_only, allow_empty, id_field)
+    texts.ids = block.ids(id_field)
     _check_limits(block, texts, max_text_chars)
+    return fmt, texts
+
+
+def _block_format(
+    block: Block, fmt: str, first_only: bool, allow_empty: bool, id_field: str
+) -> tuple[str, Texts]:
+    if fmt == "auto":
+        fields = block.first_fields()
+        detected = detect_format(fields)
+        if detected is None:
+            reason, hint = unknown_format(fields)
+            raise PoolError(reason, path=block.path, hint=hint, **block.where(block.first_index()))
+        fmt = detected
+    if fmt in CONVERSATION_FORMATS:
+        block.to_records()
+    if fmt in CONVERSATION_FORMATS and block.table is not None:
+        key = format_fields(fmt)[0]  # a table of conversations: its one column counts
+        turns = block.table.column(key).to_pylist() if key in block.table.column_names else []
+        rows = [{key: t} for t in turns] if turns else [{}] * len(block)
+        texts = _texts_records(rows, fmt, first_only, allow_empty, None)
+    elif block.table is not None:
+        texts = _texts_table(block, fmt, allow_empty)
+        if block.raw_lines is not None and (texts.problems or not block.plain_ids(id_field)):
+            # The pyarrow fast path only serves clean files: bad records get their exact
+            # reasons, and ids their exact str(), from the json path.
+            block.to_records()
+    if block.table is None:
+        assert block.records is not None
+        response_field = alpaca_response_field(block.first_fields()) if fmt == "alpaca" else None
+        texts = _texts_records(block.records, fmt, first_only, allow_empty, response_field)
     return fmt, texts

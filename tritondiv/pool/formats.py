@@ -43,6 +43,7 @@ hold them to it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from tritondiv.pool.model import MISSING, PoolError
@@ -50,6 +51,7 @@ from tritondiv.pool.model import MISSING, PoolError
 __all__ = [
     "CONVERSATION_FORMATS",
     "FORMATS",
+    "FieldMap",
     "Problem",
     "alpaca_response_field",
     "detect_format",
@@ -260,6 +262,73 @@ def texts_of(
         return instruction, response
     inst_field, resp_field = _SIMPLE_FIELDS[fmt]
     return _text(record, inst_field, allow_empty), _text(record, resp_field, allow_empty)
+
+
+_MAPPING_HINT = (
+    "Name existing fields with instruction=/response=/id= "
+    "(--instruction-field/--response-field/--id-field)"
+)
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    """The field mapping of ``load_pool(instruction=, response=, id=)``.
+
+    The mapped record rule: instruction = the first instruction field (a non-empty string,
+    as alpaca's ``instruction``) joined with ``"\n"`` to each later one that is a
+    non-empty string (a later field may be null or empty: it is then skipped, as alpaca's
+    ``input``); response = the response field (a non-empty string). Unset, the instruction
+    is alpaca's (``instruction`` then the optional ``input``) and the response alpaca's
+    (``output``, or ``response`` when the first record has no ``output``). ``id`` names the
+    field sample ids are taken from (default ``id``).
+    """
+
+    instruction: tuple[str, ...] | None = None
+    response: str | None = None
+    id: str | None = None
+
+    @property
+    def maps_texts(self) -> bool:
+        return self.instruction is not None or self.response is not None
+
+    def resolve(self, fields: Iterable[str], path: str | None) -> tuple[tuple[str, ...], str]:
+        """(instruction fields, response field) for a block whose first record (or table)
+        has ``fields``; a named field that is absent is a :class:`PoolError` listing the
+        fields there are."""
+        have = list(fields)
+        instruction = self.instruction or ("instruction", "input")
+        response = self.response or alpaca_response_field(have)
+        named = [*(self.instruction or ("instruction",)), response]
+        if self.id is not None:
+            named.append(self.id)
+        absent = [f for f in dict.fromkeys(named) if f not in have]
+        if absent:
+            which = ", ".join(map(repr, absent))
+            raise PoolError(
+                f"has no field {which} (fields: {', '.join(map(repr, have)) or 'none'})",
+                path=path,
+                hint=_MAPPING_HINT,
+            )
+        return instruction, response
+
+
+def mapped_texts(
+    record: Mapping[str, Any],
+    instruction: tuple[str, ...],
+    response: str,
+    allow_empty: bool = False,
+) -> tuple[str, str]:
+    """The mapped record rule (:class:`FieldMap`); raises :class:`Problem`."""
+    text = _text(record, instruction[0], allow_empty)
+    for name in instruction[1:]:
+        extra = record.get(name, MISSING)
+        if extra is MISSING or extra is None:
+            continue
+        if type(extra) is not str:
+            raise Problem(name, f"is a JSON {json_type(extra)}, expected a string or null")
+        if extra:
+            text = text + "\n" + extra
+    return text, _text(record, response, allow_empty)
 
 
 def record_texts(

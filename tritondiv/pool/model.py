@@ -9,21 +9,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
 __all__ = [
     "MISSING",
+    "JsonLines",
     "JsonRecords",
     "Pool",
     "PoolError",
     "RecordStore",
     "SkippedRecord",
+    "TextColumn",
+    "arrow_numpy",
     "position",
     "summarize_skipped",
     "unique_ids",
@@ -174,6 +178,49 @@ class JsonRecords:
         return [loads(t) for t in texts.take(local).to_pylist()]
 
 
+class JsonLines(JsonRecords):
+    """Records stored as lines of a jsonl file: ``starts``/``ends`` are each record's byte
+    range in ``data`` (the file's bytes, a pyarrow ``Buffer``) or, when ``data`` is a path,
+    in that file, memory-mapped only when records are asked for (a file changed since it
+    was read is then an error). A record is decoded and parsed only when asked for."""
+
+    def __init__(self, data: Any, starts: np.ndarray, ends: np.ndarray) -> None:
+        super().__init__(None, len(starts))
+        self._data, self._starts, self._ends = data, starts, ends
+        self._stamp = None
+        if isinstance(data, str | os.PathLike):
+            st = os.stat(data)
+            self._stamp = (st.st_size, st.st_mtime_ns)
+
+    def _buffer(self) -> Any:
+        if self._stamp is None:
+            return self._data
+        import pyarrow as pa
+
+        st = os.stat(self._data)
+        if (st.st_size, st.st_mtime_ns) != self._stamp:
+            raise PoolError(
+                "changed after the pool was read (its records are read back from it)",
+                path=self._data,
+                hint="Load the pool again",
+            )
+        return pa.memory_map(str(self._data)).read_buffer()
+
+    @property
+    def texts(self) -> list[str]:
+        return self.strings(np.arange(len(self._starts), dtype=np.int64))
+
+    def strings(self, local: np.ndarray) -> list[str]:
+        """The lines at ``local`` as str (the file is valid UTF-8: checked when read)."""
+        view = memoryview(self._buffer())
+        starts, ends = self._starts[local].tolist(), self._ends[local].tolist()
+        return [str(view[a:b], "utf-8") for a, b in zip(starts, ends, strict=True)]
+
+    def take(self, local: np.ndarray) -> list[dict[str, Any]]:
+        loads = json.loads
+        return [loads(s) for s in self.strings(np.asarray(local, dtype=np.int64))]
+
+
 class RecordStore:
     """The pool's original records: segments (python lists, pyarrow tables or
     :class:`JsonRecords`) gathered lazily through a global index, so that a parquet pool
@@ -239,6 +286,186 @@ def _take_column(seg: Any, local: np.ndarray, name: str) -> list[Any]:
 
 
 # --------------------------------------------------------------------------------------
+# text columns
+# --------------------------------------------------------------------------------------
+
+
+def arrow_numpy(arr: Any) -> np.ndarray:
+    """A pyarrow boolean or integer array (or ChunkedArray) without nulls as a numpy array,
+    read from its buffers (pyarrow's own ``to_numpy`` imports pandas, a second's start-up)."""
+    import pyarrow as pa
+
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if arr.null_count:
+        raise ValueError("arrow_numpy: the array has nulls")
+    n, off = len(arr), arr.offset
+    if not n:
+        return np.zeros(0, dtype=bool if pa.types.is_boolean(arr.type) else np.int64)
+    buf = arr.buffers()[1]
+    if pa.types.is_boolean(arr.type):
+        bits = np.unpackbits(np.frombuffer(buf, dtype=np.uint8), bitorder="little")
+        return bits[off : off + n].astype(bool)
+    kind = "i" if pa.types.is_signed_integer(arr.type) else "u"
+    dtype = np.dtype(f"<{kind}{arr.type.bit_width // 8}")
+    return np.frombuffer(buf, dtype=dtype)[off : off + n]
+
+
+#: Texts per step when a column is iterated (one ``to_pylist`` per step, not per text).
+_ITER_STEP = 4096
+
+
+def _arrow_text(values: Any) -> Any:
+    """``values`` (a list of str or a pyarrow string array) as a pyarrow ``ChunkedArray`` of
+    ``large_string``, or ``None`` when they are not all text Arrow can hold (a lone
+    surrogate, a non-str value): such a column stays a Python list."""
+    import pyarrow as pa
+
+    try:
+        if isinstance(values, pa.ChunkedArray | pa.Array):
+            arr = values
+            if pa.types.is_dictionary(arr.type):
+                arr = arr.cast(arr.type.value_type)
+        else:
+            arr = pa.array(values, pa.large_string())
+        if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+            return None
+        if arr.null_count:
+            return None
+        if not pa.types.is_large_string(arr.type):
+            arr = arr.cast(pa.large_string())
+    except (pa.ArrowException, UnicodeEncodeError, TypeError):
+        return None
+    return arr if isinstance(arr, pa.ChunkedArray) else pa.chunked_array([arr], pa.large_string())
+
+
+class TextColumn(Sequence[str]):
+    """A read-only sequence of str over a pyarrow string column (the pool's storage).
+
+    ``len``, indexing (an int gives a ``str``; a slice gives a :class:`TextColumn`, without
+    copying), iteration (in steps of a few thousand texts) and ``==`` with a list work as on
+    a list of str; :meth:`to_pylist` gives one. :attr:`arrow` is the pyarrow
+    ``ChunkedArray`` (``None`` for the rare column that Arrow cannot hold, e.g. a text with
+    a lone surrogate given to :class:`Pool` directly, which is kept as a list).
+    """
+
+    __slots__ = ("_data", "_starts")
+
+    def __init__(self, values: Any) -> None:
+        if isinstance(values, TextColumn):
+            values = values._data
+        arrow = _arrow_text(values)
+        self._data: Any = arrow if arrow is not None else list(values)
+        self._starts: np.ndarray | None = None  # first index of each chunk, when needed
+
+    def _item(self, k: int) -> str:
+        data = self._data
+        if data.num_chunks == 1:
+            return str(data.chunk(0)[k].as_py())
+        if self._starts is None:
+            sizes = [len(c) for c in data.chunks]
+            self._starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        c = int(np.searchsorted(self._starts, k, side="right")) - 1
+        return str(data.chunk(c)[k - int(self._starts[c])].as_py())
+
+    @property
+    def arrow(self) -> Any:
+        """The pyarrow ``ChunkedArray`` (``large_string``) holding the texts, or ``None``."""
+        return None if isinstance(self._data, list) else self._data
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> TextColumn: ...
+
+    def __getitem__(self, i: Any) -> Any:
+        data = self._data
+        if isinstance(i, slice):
+            if isinstance(data, list):
+                return TextColumn(data[i])
+            start, stop, step = i.indices(len(data))
+            if step == 1:
+                return TextColumn(data.slice(start, max(stop - start, 0)))
+            return self.take(np.arange(start, stop, step, dtype=np.int64))
+        k = operator.index(i)
+        n = len(data)
+        if k < 0:
+            k += n
+        if not 0 <= k < n:
+            raise IndexError(f"text index {i} out of range for {n} texts")
+        return data[k] if isinstance(data, list) else self._item(k)
+
+    def __iter__(self) -> Iterator[str]:
+        data = self._data
+        if isinstance(data, list):
+            yield from data
+            return
+        for chunk in data.chunks:
+            for start in range(0, len(chunk), _ITER_STEP):
+                yield from chunk.slice(start, _ITER_STEP).to_pylist()
+
+    def to_pylist(self) -> list[str]:
+        """The texts as a list of str."""
+        return list(self._data) if isinstance(self._data, list) else self._data.to_pylist()
+
+    def take(self, indices: np.ndarray) -> TextColumn:
+        """The texts at ``indices`` (non-negative, in range), as a new column."""
+        idx = np.asarray(indices, dtype=np.int64)
+        if isinstance(self._data, list):
+            data = self._data
+            return TextColumn([data[i] for i in idx.tolist()])
+        return TextColumn(self._data.take(idx))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, TextColumn):
+            a, b = self.arrow, other.arrow
+            if a is not None and b is not None:
+                return bool(len(a) == len(b) and a.equals(b))
+            return self.to_pylist() == other.to_pylist()
+        if isinstance(other, list | tuple):
+            return len(other) == len(self) and self.to_pylist() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __add__(self, other: Any) -> list[str]:
+        return self.to_pylist() + list(other)
+
+    def __radd__(self, other: Any) -> list[str]:
+        return list(other) + self.to_pylist()
+
+    def __repr__(self) -> str:
+        head = self[:3].to_pylist() if len(self) else []
+        more = ", ..." if len(self) > 3 else ""
+        return f"TextColumn({len(self)} texts: {repr(head)[1:-1]}{more})"
+
+    def hash_into(self, h: Any) -> None:
+        """Feed the fingerprint: the lengths (code points, int64 little-endian) then the UTF-8
+        of the concatenated texts (lengths make the concatenation unambiguous)."""
+        data = self._data
+        if isinstance(data, list):
+            lengths = np.fromiter(map(len, data), dtype="<i8", count=len(data))
+            h.update(lengths.tobytes())
+            h.update("".join(data).encode("utf-8", "surrogatepass"))
+            return
+        import pyarrow.compute as pc
+
+        for chunk in data.chunks:
+            h.update(arrow_numpy(pc.utf8_length(chunk)).astype("<i8").tobytes())
+        for chunk in data.chunks:
+            if not len(chunk):
+                continue
+            offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64)
+            lo, hi = int(offsets[chunk.offset]), int(offsets[chunk.offset + len(chunk)])
+            if hi > lo:
+                h.update(memoryview(chunk.buffers()[2])[lo:hi])
+
+
+# --------------------------------------------------------------------------------------
 # the pool
 # --------------------------------------------------------------------------------------
 
@@ -246,9 +473,12 @@ def _take_column(seg: Any, local: np.ndarray, name: str) -> list[Any]:
 class Pool:
     """Samples as columns: ``ids``, ``instruction``, ``response``, ``source``.
 
+    The columns are :class:`TextColumn` s (read-only sequences of str over pyarrow
+    ``large_string`` arrays; ``.arrow`` gives the array, ``.to_pylist()`` a list).
+
     Parameters
     ----------
-    ids, instruction, response, source : list of str
+    ids, instruction, response, source : sequence of str or pyarrow string array
         One entry per sample. ``source`` is the file each sample came from.
     records : list of dict or RecordStore
         The original record of each sample, fields as read (written back verbatim by
@@ -259,10 +489,10 @@ class Pool:
 
     def __init__(
         self,
-        ids: list[str],
-        instruction: list[str],
-        response: list[str],
-        source: list[str],
+        ids: Any,
+        instruction: Any,
+        response: Any,
+        source: Any,
         records: list[dict[str, Any]] | RecordStore,
         skipped: Iterable[SkippedRecord] = (),
     ) -> None:
@@ -275,10 +505,10 @@ class Pool:
         ):
             if len(col) != n:
                 raise ValueError(f"Pool column {name!r} has {len(col)} entries for {n} ids")
-        self.ids = list(ids)
-        self.instruction = list(instruction)
-        self.response = list(response)
-        self.source = list(source)
+        self.ids = TextColumn(ids)
+        self.instruction = TextColumn(instruction)
+        self.response = TextColumn(response)
+        self.source = TextColumn(source)
         self._records = (
             records if isinstance(records, RecordStore) else RecordStore([list(records)])
         )
@@ -297,7 +527,7 @@ class Pool:
         """The original records, one per sample, fields as read."""
         return self._records.records()
 
-    def component(self, name: str) -> list[str]:
+    def component(self, name: str) -> TextColumn:
         """Return the texts of one component, ``"instruction"`` or ``"response"``."""
         if name == "instruction":
             return self.instruction
@@ -325,13 +555,11 @@ class Pool:
                 f"got range [{int(idx.min())}, {int(idx.max())}]"
             )
         idx = np.where(idx < 0, idx + n, idx).astype(np.int64)
-        pick = idx.tolist()
-        ids, ins, res, src = self.ids, self.instruction, self.response, self.source
         return Pool(
-            [ids[i] for i in pick],
-            [ins[i] for i in pick],
-            [res[i] for i in pick],
-            [src[i] for i in pick],
+            self.ids.take(idx),
+            self.instruction.take(idx),
+            self.response.take(idx),
+            self.source.take(idx),
             self._records.take(idx),
             self.skipped,
         )
@@ -362,12 +590,10 @@ class Pool:
         """sha256 (hex) over ids, instructions and responses; stable across runs, cached."""
         if self._fingerprint is None:
             # Per column: the lengths (code points, int64 little-endian) then the UTF-8 of
-            # the concatenated texts; lengths make the concatenation unambiguous.
+            # the concatenated texts (TextColumn.hash_into).
             h = hashlib.sha256(b"tritondiv.pool.v1\0")
             h.update(len(self).to_bytes(8, "little"))
             for col in (self.ids, self.instruction, self.response):
-                lengths = np.fromiter(map(len, col), dtype="<i8", count=len(col))
-                h.update(lengths.tobytes())
-                h.update("".join(col).encode("utf-8", "surrogatepass"))
+                col.hash_into(h)
             self._fingerprint = h.hexdigest()
         return self._fingerprint

@@ -306,9 +306,9 @@ def default_pool(
     table = table.combine_chunks()
     n = table.num_rows
     return Pool(
-        table.column(0).to_pylist(),
-        table.column(1).to_pylist(),
-        table.column(2).to_pylist(),
+        table.column(0),
+        table.column(1),
+        table.column(2),
         [SOURCE] * n,
         # the raw records (~125 MB of JSON text) are read only when someone asks for them
         RecordStore([JsonRecords(lambda: _read_records(cache).slice(0, n), n)]),

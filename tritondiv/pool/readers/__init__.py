@@ -22,8 +22,9 @@ from tritondiv.pool.readers.hf import is_saved_dataset, read_saved_dataset
 from tritondiv.pool.readers.json import read_json
 from tritondiv.pool.readers.jsonl import read_jsonl
 from tritondiv.pool.readers.parquet import read_parquet
+from tritondiv.pool.readers.table import in_memory_kind, read_in_memory
 
-__all__ = ["Block", "expand", "read"]
+__all__ = ["Block", "expand", "in_memory_kind", "read", "read_in_memory"]
 
 _TYPES_HINT = (
     "A pool is a .jsonl, .json or .parquet file (optionally .gz), a directory of them, "
@@ -96,9 +97,11 @@ def expand(source: str | os.PathLike[str]) -> list[tuple[Path, str]]:
     return found
 
 
-def read(path: Path, rel: str, max_records: int | None) -> tuple[list[Block], list[SkippedRecord]]:
+def read(
+    path: Path, rel: str, max_records: int | None, mapped: bool = False
+) -> tuple[list[Block], list[SkippedRecord]]:
     """The blocks of one file or saved dataset (``rel`` names it in fallback ids), and the
-    parts skipped whole (empty splits)."""
+    parts skipped whole (empty splits); ``mapped`` as for :func:`read_jsonl`."""
     try:
         if path.is_dir():
             blocks, empty = read_saved_dataset(path)
@@ -111,7 +114,7 @@ def read(path: Path, rel: str, max_records: int | None) -> tuple[list[Block], li
                 "is empty (0 bytes)", path=path, hint="Pass a file with at least one record"
             )
         if suffix == ".jsonl":
-            block = read_jsonl(path, gz, max_records)
+            block = read_jsonl(path, gz, max_records, mapped)
         elif suffix == ".json":
             block = read_json(path, gz)
         else:

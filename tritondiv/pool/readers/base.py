@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from tritondiv.pool.formats import json_type
-from tritondiv.pool.model import JsonRecords, PoolError, position
+from tritondiv.pool.model import JsonLines, PoolError, position
 
 __all__ = [
     "SUFFIXES",
@@ -51,13 +51,14 @@ class Block:
     table: Any = None  # pyarrow.Table
     lines: np.ndarray | None = None  # 1-based line number per record (jsonl)
     complete: bool = True  # False when reading stopped early (limit)
-    raw_lines: list[str] | None = None  # jsonl read by pyarrow: the lines, for the records
+    raw_lines: JsonLines | None = None  # jsonl read by pyarrow: its lines, for the records
     first: list[str] | None = None  # fields of the first record, when ``table`` has more
 
     def to_records(self) -> None:
         """Leave the pyarrow fast path of a jsonl file: parse its lines with ``json``."""
         if self.raw_lines is not None:
-            self.records = parse_lines(self.raw_lines)
+            lines = self.raw_lines
+            self.records = parse_lines(lines.strings(np.arange(len(lines), dtype=np.int64)))
             self.table = self.raw_lines = self.first = None
 
     def __len__(self) -> int:
@@ -101,13 +102,13 @@ class Block:
             )
         return list(self.table.column_names)
 
-    def plain_ids(self) -> bool:
-        """Whether a table's ``id`` column (if any) converts to text exactly as ``str()``."""
+    def plain_ids(self, field: str = "id") -> bool:
+        """Whether a table's id column (if any) converts to text exactly as ``str()``."""
         import pyarrow as pa
 
-        if self.table is None or "id" not in self.table.column_names:
+        if self.table is None or field not in self.table.column_names:
             return True
-        t = self.table.column("id").type
+        t = self.table.column(field).type
         return (
             pa.types.is_string(t)
             or pa.types.is_large_string(t)
@@ -115,15 +116,15 @@ class Block:
             or pa.types.is_null(t)
         )
 
-    def ids(self) -> Any:
-        """Every record's id (a list, or a pyarrow string array for tables): its ``id``
-        field as ``str`` when present and not null, else ``"<rel>:<index>"``."""
+    def ids(self, field: str = "id") -> Any:
+        """Every record's id (a list, or a pyarrow string array for tables): its ``field``
+        (default ``id``) as ``str`` when present and not null, else ``"<rel>:<index>"``."""
         prefix = self.rel
         if self.records is not None:
             return [
                 f"{prefix}:{i}" if v is None else str(v)
                 for i, r in enumerate(self.records)
-                for v in (r.get("id") if type(r) is dict else None,)
+                for v in (r.get(field) if type(r) is dict else None,)
             ]
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -132,9 +133,9 @@ class Block:
         fallback = pc.binary_join_element_wise(
             pa.scalar(prefix), pc.cast(pa.array(np.arange(n, dtype=np.int64)), pa.string()), ":"
         )
-        if "id" not in self.table.column_names:
+        if field not in self.table.column_names:
             return fallback
-        col = self.table.column("id").combine_chunks()
+        col = self.table.column(field).combine_chunks()
         if (
             pa.types.is_string(col.type)
             or pa.types.is_large_string(col.type)
@@ -150,7 +151,7 @@ class Block:
     def segment(self) -> Any:
         """The records as a :class:`~tritondiv.pool.model.RecordStore` segment."""
         if self.raw_lines is not None:
-            return JsonRecords(self.raw_lines)
+            return self.raw_lines
         return self.records if self.records is not None else self.table
 
 
@@ -214,15 +215,30 @@ def parse_lines(chosen: list[str]) -> list[Any]:
     return records
 
 
-def decode_dictionaries(table: Any) -> Any:
-    """Cast dictionary-encoded columns (pandas categories) to their value type, so that a
-    ``dictionary<string>`` column is checked and read as the strings it holds."""
+def _is_view(t: Any) -> bool:
     import pyarrow as pa
 
-    if not any(pa.types.is_dictionary(f.type) for f in table.schema):
+    is_view = getattr(pa.types, "is_string_view", None)
+    return bool(is_view is not None and is_view(t))
+
+
+def decode_dictionaries(table: Any) -> Any:
+    """Cast dictionary-encoded columns (pandas categories) to their value type, so that a
+    ``dictionary<string>`` column is checked and read as the strings it holds (and
+    ``string_view`` columns, as polars writes them, to ``large_string``)."""
+    import pyarrow as pa
+
+    def plain(t: Any) -> bool:
+        return not pa.types.is_dictionary(t) and not _is_view(t)
+
+    if all(plain(f.type) for f in table.schema):
         return table
     columns = [
-        col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col
+        col.cast(col.type.value_type)
+        if pa.types.is_dictionary(col.type)
+        else col.cast(pa.large_string())
+        if _is_view(col.type)
+        else col
         for col in table.columns
     ]
     return pa.Table.from_arrays(columns, names=table.column_names)
