@@ -29,9 +29,12 @@ def ray_session() -> Iterator[Any]:
         pytest.skip("ray[data] is not installed (pip install 'ray[data]>=2.60')")
     import ray
 
+    from tritondiv.distributed._ray import ensure_ray
+
     started = not ray.is_initialized()
     if started:
-        ray.init(
+        ensure_ray(
+            None,
             num_cpus=2,
             include_dashboard=False,
             log_to_driver=False,

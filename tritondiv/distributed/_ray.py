@@ -36,20 +36,36 @@ def require_ray() -> Any:
     return ray
 
 
-def ensure_ray(address: str | None = None) -> Any:
-    """Return ``ray``, connected: reuse a running session, else ``ray.init(address=address)``.
+def ensure_ray(address: str | None = None, **init_kwargs: Any) -> Any:
+    """Return ``ray``, connected: reuse a running session, else ``ray.init(address=address, **init_kwargs)``.
 
     Parameters
     ----------
     address : str, optional
         A cluster address (``"auto"``, ``"ray://host:10001"``, ...). ``None`` with no running
         session starts a local one on this machine. Ignored when a session is running.
+    **init_kwargs
+        Passed to ``ray.init`` when a session is started (``num_cpus=``, ...).
     """
     if address is not None and not isinstance(address, str):
         raise TypeError(f"address must be a str or None, got {type(address).__name__}")
     ray = require_ray()
     if not ray.is_initialized():
-        ray.init(address=address)
+        # Ray workers start in the driver's working directory and put it first on their
+        # sys.path: from a source checkout they would import its tritondiv folder (no
+        # compiled core) instead of the installed package. Start the session from the folder
+        # that holds the tritondiv this driver imported, so the workers import the same one.
+        import os
+        from pathlib import Path
+
+        import tritondiv
+
+        old = os.getcwd()
+        os.chdir(Path(tritondiv.__file__).resolve().parents[1])
+        try:
+            ray.init(address=address, **init_kwargs)
+        finally:
+            os.chdir(old)
     return ray
 
 
