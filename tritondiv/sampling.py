@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -38,6 +38,7 @@ from tritondiv.feature_store import Features
 
 __all__ = [
     "Candidates",
+    "Combined",
     "Part",
     "Stratum",
     "candidate_rows",
@@ -171,13 +172,22 @@ def _kept(parts: Sequence[Part], which: str) -> int:
     return int(np.unique(np.concatenate(kept)).size) if kept else 0
 
 
-def combine_parts(
-    parts: list[Part], strata: list[Stratum]
-) -> tuple[np.ndarray, int, int, int, int, dict[str, Any] | None]:
-    """``(indices, k, k_min, k_max, candidates, stratify)`` of one level over the strata."""
+class Combined(NamedTuple):
+    """One level's dataset over the strata (``stratify``: ``None`` with one stratum)."""
+
+    indices: np.ndarray
+    k: int
+    k_min: int
+    k_max: int
+    candidates: int
+    stratify: dict[str, Any] | None
+
+
+def combine_parts(parts: list[Part], strata: list[Stratum]) -> Combined:
+    """One level's :class:`Combined` dataset over the strata."""
     if len(parts) == 1 and strata[0].source is None:
         p = parts[0]
-        return p.indices, p.k, p.k_min, p.k_max, p.candidates, None
+        return Combined(p.indices, p.k, p.k_min, p.k_max, p.candidates, None)
     idx = np.concatenate([p.indices for p in parts]).astype(np.int64)
     per = [
         {
@@ -192,7 +202,7 @@ def combine_parts(
     ]
     k, k_min, k_max = _kept(parts, "k"), _kept(parts, "k_min"), _kept(parts, "k_max")
     cands = sum(p.candidates for p in parts)
-    return idx, k, k_min, k_max, cands, {"by": "source", "strata": per}
+    return Combined(idx, k, k_min, k_max, cands, {"by": "source", "strata": per})
 
 
 def check_candidates(n: int, cand: Candidates, n_samples: int, what: str) -> None:

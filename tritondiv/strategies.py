@@ -50,7 +50,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -58,6 +58,7 @@ from tritondiv.families import COMPONENTS, TYPE_FAMILIES, coverage
 from tritondiv.feature_store import FeatureOptions, Features, make_tagger
 from tritondiv.sampling import (
     Candidates,
+    Combined,
     Part,
     candidate_rows,
     check_candidates,
@@ -311,19 +312,17 @@ def _add_time(features: Features, stage: str, t0: float) -> None:
 def _selection(
     strategy: Strategy,
     features: Features,
-    *,
     level: float,
-    indices: np.ndarray,
-    k: int,
-    k_min: int,
-    k_max: int,
+    combined: Combined,
+    *,
     family: str,
     seed: int,
     cand: Candidates,
     **extra: Any,
 ) -> Selection:
+    """The :class:`Selection` of one level's combined dataset."""
     inc = features.incidence(family)
-    idx = np.asarray(indices, dtype=np.int64)
+    idx = np.asarray(combined.indices, dtype=np.int64)
     ids = features.pool.ids
     src = getattr(features.pool, "source", None)
     sources: dict[str, int] | None = None
@@ -338,9 +337,9 @@ def _selection(
         strategy=strategy.name,
         level=float(level),
         indices=idx,
-        k=int(k),
-        k_min=int(k_min),
-        k_max=int(k_max),
+        k=int(combined.k),
+        k_min=int(combined.k_min),
+        k_max=int(combined.k_max),
         n_types=int(inc.n_types),
         coverage=coverage(inc, idx),
         type_family=family,
@@ -353,6 +352,7 @@ def _selection(
         tokenizer=features.tokenizer_identity(),
         sources=sources,
         mean_response_tokens=float(lengths[idx].mean()) if idx.size else 0.0,
+        stratify=combined.stratify,
         **extra,
     )
 
@@ -408,22 +408,18 @@ def _run_types(
         }
     out = []
     for i, level in enumerate(levels):
-        idx, k, k_min, k_max, _c, strat = combine_parts([ps[i] for ps in per_stratum], strata)
+        combined = combine_parts([ps[i] for ps in per_stratum], strata)
         out.append(
             _selection(
                 strategy,
                 features,
-                level=level,
-                indices=idx,
-                k=k,
-                k_min=k_min,
-                k_max=k_max,
+                level,
+                combined,
                 family=family,
                 seed=seed,
                 cand=cand,
                 tags=None if tags is None else dict(tags),
                 sampler=sampler,
-                stratify=strat,
             )
         )
     return out
@@ -468,22 +464,18 @@ def _run_baseline(
                     info=info,
                 )
             )
-        idx, k, k_min, k_max, n_cand, strat = combine_parts(parts, strata)
+        combined = combine_parts(parts, strata)
         out.append(
             _selection(
                 strategy,
                 features,
-                level=level,
-                indices=idx,
-                k=k,
-                k_min=k_min,
-                k_max=k_max,
+                level,
+                combined,
                 family=family,
                 seed=seed,
                 cand=cand,
                 component=component,
-                candidates=n_cand,
-                stratify=strat,
+                candidates=combined.candidates,
                 **_merge_info([p.info for p in parts]),
             )
         )
@@ -601,77 +593,69 @@ def strategy_spec(name: str) -> Strategy:
 
 
 # ---- one public function per strategy (each runs its registry entry) -----------------
-def instruction_macro(
-    features: Features, n: int, levels: Sequence[float], seed: int | None = None
-) -> list[Selection]:
-    """Instruction topics (spherical k-means of instruction embeddings), balanced."""
-    return REGISTRY["instruction-macro"].run(features, n, levels, seed)
+class StrategyFunction(Protocol):
+    """``f(features, n, levels, seed=None) -> list[Selection]``: one strategy's function."""
+
+    def __call__(
+        self, features: Features, n: int, levels: Sequence[float], seed: int | None = None
+    ) -> list[Selection]: ...
 
 
-def instruction_meso(
-    features: Features, n: int, levels: Sequence[float], seed: int | None = None
-) -> list[Selection]:
-    """Normalized instruction tags, balanced."""
-    return REGISTRY["instruction-meso"].run(features, n, levels, seed)
+def _function(name: str, py_name: str, doc: str) -> StrategyFunction:
+    """The public function of strategy ``name``: it runs ``REGISTRY[name]``."""
+
+    def run(
+        features: Features, n: int, levels: Sequence[float], seed: int | None = None
+    ) -> list[Selection]:
+        return REGISTRY[name].run(features, n, levels, seed)
+
+    run.__name__ = run.__qualname__ = py_name
+    run.__doc__ = doc
+    return run
 
 
-def instruction_micro(
-    features: Features, n: int, levels: Sequence[float], seed: int | None = None
-) -> list[Selection]:
-    """Mid-band instruction tokens, balanced."""
-    return REGISTRY["instruction-micro"].run(features, n, levels, seed)
+instruction_macro = _function(
+    "instruction-macro",
+    "instruction_macro",
+    "Instruction topics (spherical k-means of instruction embeddings), balanced.",
+)
+instruction_meso = _function(
+    "instruction-meso", "instruction_meso", "Normalized instruction tags, balanced."
+)
+instruction_micro = _function(
+    "instruction-micro", "instruction_micro", "Mid-band instruction tokens, balanced."
+)
+response_macro = _function(
+    "response-macro",
+    "response_macro",
+    "Response topics (spherical k-means of response embeddings), balanced.",
+)
+response_meso = _function("response-meso", "response_meso", "Normalized response tags, balanced.")
+response_micro = _function(
+    "response-micro",
+    "response_micro",
+    "Mid-band response tokens, balanced (the paper's strongest strategy).",
+)
+kcenter = _function(
+    "kcenter",
+    "kcenter",
+    "k-center greedy on the component's embeddings, within the macro candidate pools.",
+)
+facility_location = _function(
+    "facility-location",
+    "facility_location",
+    "Facility location on the kNN graph, within the macro candidate pools.",
+)
+threshold = _function(
+    "threshold",
+    "threshold",
+    "DEITA-style similarity-threshold filter, within the macro candidate pools.",
+)
+random_baseline = _function(
+    "random", "random_baseline", "Uniform random sample, within the macro candidate pools."
+)
 
-
-def response_macro(
-    features: Features, n: int, levels: Sequence[float], seed: int | None = None
-) -> list[Selection]:
-    """Response topics (spherical k-means of response embeddings), balanced."""
-    return REGISTRY["response-macro"].run(features, n, levels, seed)
-
-
-def response_meso(
-    features: Features, n: int, levels: Sequence[float], seed: int | None = None
-) -> list[Selection]:
-    """Normalized response tags, balanced."""
-    return REGISTRY["response-meso"].run(features, n, levels, seed)
-
-
-def response_micro(
-    features: Features, n: int, levels: Sequence[float], seed: int | None = None
-) -> list[Selection]:
-    """Mid-band response tokens, balanced (the paper's strongest strategy)."""
-    return REGISTRY["response-micro"].run(features, n, levels, seed)
-
-
-def kcenter(
-    features: Features, n: int, levels: Sequence[float], seed: int | None = None
-) -> list[Selection]:
-    """k-center greedy on the component's embeddings, within the macro candidate pools."""
-    return REGISTRY["kcenter"].run(features, n, levels, seed)
-
-
-def facility_location(
-    features: Features, n: int, levels: Sequence[float], seed: int | None = None
-) -> list[Selection]:
-    """Facility location on the kNN graph, within the macro candidate pools."""
-    return REGISTRY["facility-location"].run(features, n, levels, seed)
-
-
-def threshold(
-    features: Features, n: int, levels: Sequence[float], seed: int | None = None
-) -> list[Selection]:
-    """DEITA-style similarity-threshold filter, within the macro candidate pools."""
-    return REGISTRY["threshold"].run(features, n, levels, seed)
-
-
-def random_baseline(
-    features: Features, n: int, levels: Sequence[float], seed: int | None = None
-) -> list[Selection]:
-    """Uniform random sample, within the macro candidate pools."""
-    return REGISTRY["random"].run(features, n, levels, seed)
-
-
-_FUNCTIONS: dict[str, Callable[..., list[Selection]]] = {
+_FUNCTIONS: dict[str, StrategyFunction] = {
     "instruction-macro": instruction_macro,
     "instruction-meso": instruction_meso,
     "instruction-micro": instruction_micro,
@@ -685,7 +669,7 @@ _FUNCTIONS: dict[str, Callable[..., list[Selection]]] = {
 }
 
 
-def get_strategy(name: str) -> Callable[..., list[Selection]]:
+def get_strategy(name: str) -> StrategyFunction:
     """The function of a strategy name (see :data:`REGISTRY` for the strategy as data)."""
     strategy_spec(name)
     return _FUNCTIONS[name]
