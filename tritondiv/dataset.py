@@ -74,6 +74,7 @@ __all__ = [
     "is_dataset_source",
     "jsonable",
     "level_dir",
+    "package_versions",
     "read_dataset",
     "read_ladder",
     "read_manifest",
@@ -205,15 +206,23 @@ def jsonable(value: Any) -> Any:
 
 def versions() -> dict[str, str | None]:
     """Versions of tritondiv and the libraries a dataset depends on."""
-    from importlib.metadata import PackageNotFoundError, version
-
     import tritondiv
 
-    out: dict[str, str | None] = {
+    return {
         "tritondiv": tritondiv.__version__,
         "python": platform.python_version(),
+        **package_versions(
+            ("numpy", "tokenizers", "sentence-transformers", "torch", "scikit-learn")
+        ),
     }
-    for pkg in ("numpy", "tokenizers", "sentence-transformers", "torch", "scikit-learn"):
+
+
+def package_versions(packages: Sequence[str]) -> dict[str, str | None]:
+    """The installed version of each distribution in ``packages`` (``None``: not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for pkg in packages:
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:

@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from tritondiv._io import atomic_write, file_sha256, safe_join, write_json_atomic
-from tritondiv.dataset import level_dir, read_ladder
+from tritondiv.dataset import level_dir, package_versions, read_ladder
 from tritondiv.sft.analysis import (
     analyze,
     bayes_linear_regression,
@@ -454,15 +454,7 @@ def run_experiment(
 
 
 def _versions() -> dict[str, str | None]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out: dict[str, str | None] = {}
-    for pkg in ("tritondiv", "torch", "transformers", "triton", "tokenizers", "numpy"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = None
-    return out
+    return package_versions(("tritondiv", "torch", "transformers", "triton", "tokenizers", "numpy"))
 
 
 def _fmt(v: float | None, spec: str = ".3f") -> str:
