@@ -481,3 +481,13 @@ def test_a_dataset_left_aside_by_a_run_killed_mid_swap_is_put_back(tmp_path: Pat
         "ds",
         "sibling",
     ]
+
+
+def test_package_versions_name_each_distribution_or_none() -> None:
+    import numpy as np
+
+    from tritondiv.dataset import package_versions, versions
+
+    got = package_versions(("numpy", "no-such-distribution-tritondiv"))
+    assert got == {"numpy": np.__version__, "no-such-distribution-tritondiv": None}
+    assert list(versions())[:3] == ["tritondiv", "python", "numpy"]

@@ -81,7 +81,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from tritondiv._runtime import env_info, num_threads, openmp_enabled, set_num_threads
     from tritondiv.dataset import read_dataset, read_ladder
     from tritondiv.incidence import Incidence
-    from tritondiv.kernels import kmeans, knn_graph, mean_dissimilarity, nearest, topk
+    from tritondiv.kernels import knn_graph, mean_dissimilarity, nearest, topk
+    from tritondiv.kernels.kmeans import kmeans
     from tritondiv.pool import Pool, PoolError, default_pool, load_pool, record_texts
     from tritondiv.select import (
         PruneResult,

@@ -24,15 +24,11 @@ ours.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import platform
 import shutil
-import threading
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,11 +40,19 @@ from tritondiv._io import (
     clean_stale_temporaries,
     file_sha256,
     fsync_dir,
-    parse_temporary_name,
-    pid_alive,
     safe_join,
     temporary_name,
     write_json_atomic,
+)
+from tritondiv._outdir import (
+    DatasetBusyError,
+    DatasetError,
+    OutputDirError,
+    check_target,
+    check_writable,
+    dataset_lock,
+    recover_swapped_out,
+    swap_in,
 )
 
 if TYPE_CHECKING:
@@ -70,6 +74,7 @@ __all__ = [
     "is_dataset_source",
     "jsonable",
     "level_dir",
+    "package_versions",
     "read_dataset",
     "read_ladder",
     "read_manifest",
@@ -83,18 +88,6 @@ MANIFEST_FILE = "manifest.json"
 MANIFEST_VERSION = 1
 LADDER_FILE = "ladder.json"
 _DATASET_FILES = frozenset({DATA_FILE, MANIFEST_FILE})
-
-
-class DatasetError(ValueError):
-    """A dataset folder that cannot be written, read or trusted (the message names it)."""
-
-
-class OutputDirError(DatasetError):
-    """An output location that cannot receive a dataset (checked before any work)."""
-
-
-class DatasetBusyError(DatasetError):
-    """Another writer holds the output folder's lock (the message names it and its pid)."""
 
 
 # ----------------------------------------------------------------------------- output checks
@@ -128,10 +121,6 @@ def _listed_by_ladder(path: Path) -> bool:
     )
 
 
-def _writable(folder: Path) -> bool:
-    return os.access(folder, os.W_OK | os.X_OK)
-
-
 def check_output_dir(out: str | os.PathLike[str], *, ladder: bool = False) -> Path:
     """Check, before any work, that ``out`` can receive a dataset (or, with ``ladder``, a
     ladder); return it as a Path.
@@ -152,22 +141,7 @@ def check_output_dir(out: str | os.PathLike[str], *, ladder: bool = False) -> Pa
         folder (or above it), holds a ``data.jsonl`` that no manifest of ours vouches
         for, or (for a dataset) other files.
     """
-    if not isinstance(out, (str, os.PathLike)):
-        raise TypeError(f"out must be a str or path, got {type(out).__name__}")
-    text = os.fspath(out)
-    if not isinstance(text, str) or not text.strip():
-        raise OutputDirError(f"output folder {text!r} is empty: pass a folder path")
-    path = Path(os.path.normpath(text))
-    real = Path(os.path.realpath(path))
-    if not real.name:
-        raise OutputDirError(f"output folder {path} is the file system root: pass a folder")
-    cwd = Path.cwd().resolve()
-    if real == cwd or real in cwd.parents:
-        raise OutputDirError(
-            f"output folder {path} is (or holds) the current folder: pass a folder below it"
-        )
-    if path.exists() and not path.is_dir():
-        raise OutputDirError(f"output folder {path} is a file: pass a folder path")
+    path = check_target(out)
     what = "ladder" if ladder else "dataset"
     if path.is_dir():
         names = sorted(os.listdir(path))
@@ -193,98 +167,8 @@ def check_output_dir(out: str | os.PathLike[str], *, ladder: bool = False) -> Pa
                     f"output folder {path} holds other files than a dataset ({shown}); the "
                     "dataset replaces the whole folder: pass a new or empty folder"
                 )
-        if not _writable(path):
-            raise OutputDirError(f"output folder {path} is not writable")
-    probe = path.absolute().parent
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        raise OutputDirError(f"output folder {path} lies below {probe}, which is a file")
-    if not _writable(probe):
-        raise OutputDirError(f"cannot create the {what} folder {path}: {probe} is not writable")
+    check_writable(path, what)
     return path
-
-
-# ----------------------------------------------------------------------------- the lock
-_LOCAL = threading.local()  # .held: lock file -> depth, for this thread's locks
-
-
-def _lock_path(out: Path) -> Path:
-    real = Path(os.path.realpath(out))  # one lock per folder, whatever the path to it
-    return real.parent / f".{real.name}.lock"
-
-
-def _holder(lock: Path) -> str:
-    with contextlib.suppress(OSError, ValueError):
-        return f"pid {int(lock.read_text(encoding='ascii').strip())}"
-    return "another process"
-
-
-@contextlib.contextmanager
-def dataset_lock(
-    out: str | os.PathLike[str], *, timeout: float = 0.0, poll: float = 0.1
-) -> Iterator[Path]:
-    """Hold the exclusive lock of output folder ``out`` (a dataset or a ladder).
-
-    The lock is ``fcntl.flock`` on ``<parent>/.<name>.lock`` (created with the parent; it
-    holds the holder's pid and is left in place), so two processes writing the same folder
-    cannot interleave. Re-entrant within a thread (:func:`write_dataset` takes it too, so a
-    command may hold it around selection and writing). Yields the lock file's path.
-
-    Parameters
-    ----------
-    out : path
-        The output folder.
-    timeout : float
-        Seconds to wait for another holder (default 0: fail at once).
-    poll : float
-        Seconds between two tries while waiting.
-
-    Raises
-    ------
-    DatasetBusyError
-        Another process (or thread) still holds the lock after ``timeout``; the message
-        names the folder and the holder's pid.
-    """
-    if timeout < 0:
-        raise ValueError(f"timeout must be >= 0, got {timeout}")
-    lock = _lock_path(Path(out))
-    key = str(lock)
-    held: dict[str, int] = _LOCAL.__dict__.setdefault("held", {})
-    if key in held:
-        held[key] += 1
-        try:
-            yield lock
-        finally:
-            held[key] -= 1
-        return
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                pass
-            if time.monotonic() >= deadline:
-                raise DatasetBusyError(
-                    f"output folder {out} is being written by {_holder(lock)} (lock file "
-                    f"{lock}): wait for it to finish, or pass another folder"
-                )
-            time.sleep(poll)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
-        held[key] = 1
-        try:
-            yield lock
-        finally:
-            del held[key]
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)
-    finally:
-        os.close(fd)  # closing the descriptor releases the flock
 
 
 def level_dir(strategy: str, level_index: int) -> str:
@@ -322,55 +206,28 @@ def jsonable(value: Any) -> Any:
 
 def versions() -> dict[str, str | None]:
     """Versions of tritondiv and the libraries a dataset depends on."""
-    from importlib.metadata import PackageNotFoundError, version
-
     import tritondiv
 
-    out: dict[str, str | None] = {
+    return {
         "tritondiv": tritondiv.__version__,
         "python": platform.python_version(),
+        **package_versions(
+            ("numpy", "tokenizers", "sentence-transformers", "torch", "scikit-learn")
+        ),
     }
-    for pkg in ("numpy", "tokenizers", "sentence-transformers", "torch", "scikit-learn"):
+
+
+def package_versions(packages: Sequence[str]) -> dict[str, str | None]:
+    """The installed version of each distribution in ``packages`` (``None``: not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for pkg in packages:
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
             out[pkg] = None
     return out
-
-
-def _swap_in(tmp: Path, out: Path) -> None:
-    """Put the finished folder ``tmp`` at ``out``: the earlier ``out`` (if any) is renamed
-    aside, ``tmp`` renamed in, the earlier one removed. On failure ``out`` is as before."""
-    old = None
-    if out.exists():
-        old = out.parent / temporary_name(out.name, "old")
-        os.rename(out, old)
-    try:
-        os.rename(tmp, out)
-    except BaseException:
-        if old is not None:
-            os.rename(old, out)
-        raise
-    with contextlib.suppress(OSError):
-        fsync_dir(out.parent)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _recover_swapped_out(parent: Path) -> list[Path]:
-    """Put back the datasets that a run killed inside :func:`_swap_in` left renamed aside
-    (``.<name>.old-<dead pid>-<random>`` with no ``<name>``); return the recovered ones."""
-    recovered = []
-    for entry in sorted(os.scandir(parent), key=lambda e: e.name):
-        parsed = parse_temporary_name(entry.name)
-        if parsed is None or parsed[1] != "old" or pid_alive(parsed[2]):
-            continue
-        target = parent / parsed[0]
-        if target.exists() or not _is_ours(Path(entry.path) / MANIFEST_FILE):
-            continue
-        os.rename(entry.path, target)
-        recovered.append(target)
-    return recovered
 
 
 def _write_records(path: Path, where: Path, records: Sequence[dict[str, Any]]) -> None:
@@ -434,7 +291,7 @@ def write_dataset(
         out = check_output_dir(out)  # again: the folder may have changed while waiting
         parent = out.absolute().parent
         parent.mkdir(parents=True, exist_ok=True)
-        _recover_swapped_out(parent)
+        recover_swapped_out(parent, lambda folder: _is_ours(folder / MANIFEST_FILE))
         clean_stale_temporaries(parent)
         tmp = parent / temporary_name(out.name)
         tmp.mkdir()
@@ -450,7 +307,7 @@ def write_dataset(
             full = jsonable(full)
             write_json_atomic(tmp / MANIFEST_FILE, full)
             fsync_dir(tmp)
-            _swap_in(tmp, out)
+            swap_in(tmp, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -36,27 +36,8 @@ The paper's protocol, as options (:class:`FeatureOptions`, each recorded in the 
 - ``sampler`` (type strategies): ``"greedy"``, the balanced greedy over ``S_k(p)``, or
   ``"uniform"``, the paper's sampler (:func:`tritondiv.select.uniform_types`: round-robin
   over the ``k`` types of ``S_k``).
-- ``typeless`` (type strategies): samples that carry no type of the family (no mid-band
-  token, no tag, HDBSCAN noise) are **not** candidates under ``"exclude"`` (the default) —
-  a dataset "at ``k`` types" is then made of samples of those types only; ``"include"``
-  keeps them (they survive every pruning step and are drawn last). The manifest's
-  ``typeless`` records the rule, the family's count and how many were excluded.
-- ``length_band`` ``"LO:HI"``: every strategy (type and baseline) only sees samples whose
-  response has ``LO..HI`` tokens of the micro tokenizer (the paper's length control),
-  manifest ``length_band``: the band and how many samples it excluded.
-
-Exclusions restrict the candidate rows **before** pruning: the pruning and the selection
-run on ``incidence.subset(rows)`` and their indices are mapped back to pool indices.
-
-- ``stratify="source"``: each dataset keeps the candidates' source mix (``Pool.source``,
-  the file of each sample; equal to the pool's when nothing is excluded). Source ``s``
-  with ``c_s`` of the ``C`` candidates gets the quota ``q_s`` of :func:`source_quotas`
-  (largest remainder: ``floor(n c_s / C)``, plus one for the largest remainders; the quotas
-  sum to ``n``). The whole selection (pruning, the same ``k(p)`` rule with ``n = q_s``,
-  the sampler or the baseline's pick) then runs on each source's candidates alone, and
-  the parts are concatenated in a seeded order of the sources. The manifest's
-  ``stratify`` lists each stratum's candidates, quota and ``k``/``k_min``/``k_max``; the
-  top-level ``k`` (``k_min``, ``k_max``) counts the distinct types kept over all strata.
+- ``typeless``, ``length_band`` and ``stratify="source"``: the candidate rows and the
+  source strata, :mod:`tritondiv.sampling`.
 
 Every manifest also records the micro tokenizer (:func:`tritondiv.tokens.tokenizer_identity`),
 ``sources`` (samples per source file name) and ``mean_response_tokens``.
@@ -69,12 +50,23 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from tritondiv.families import COMPONENTS, TYPE_FAMILIES, coverage
 from tritondiv.feature_store import FeatureOptions, Features, make_tagger
+from tritondiv.sampling import (
+    Candidates,
+    Combined,
+    Part,
+    candidate_rows,
+    check_candidates,
+    combine_parts,
+    source_quotas,
+    source_strata,
+    stratum_pruning,
+)
 
 __all__ = [
     "BASELINE_STRATEGIES",
@@ -317,185 +309,20 @@ def _add_time(features: Features, stage: str, t0: float) -> None:
     features.timings[stage] = features.timings.get(stage, 0.0) + time.perf_counter() - t0
 
 
-# ---- candidates and strata -------------------------------------------------------------
-@dataclass
-class _Candidates:
-    """The candidate rows of a strategy (``None``: the whole pool) and what was excluded."""
-
-    rows: np.ndarray | None
-    typeless: dict[str, Any]
-    length_band: dict[str, Any] | None
-
-    @property
-    def count(self) -> int | None:
-        return None if self.rows is None else int(self.rows.size)
-
-
-def _candidates(features: Features, family: str, type_strategy: bool) -> _Candidates:
-    """Restrict the pool before pruning: the length band (every strategy), then, for a type
-    strategy under ``typeless="exclude"``, the samples with no type of its family."""
-    inc = features.incidence(family)
-    keep = np.ones(inc.n_samples, dtype=bool)
-    has_type = np.asarray(inc.row_lengths()) > 0
-    band_info = None
-    in_band = features.in_length_band()
-    if in_band is not None:
-        band = features.length_band()
-        assert band is not None
-        keep &= in_band
-        band_info = {"band": [band[0], band[1]], "excluded": int((~in_band).sum())}
-    rule = features.options.typeless if type_strategy else "include"
-    excluded = 0
-    if rule == "exclude":
-        excluded = int((keep & ~has_type).sum())
-        keep &= has_type
-    rows = None if keep.all() else np.flatnonzero(keep).astype(np.int64)
-    typeless = {"rule": rule, "count": int((~has_type).sum()), "excluded": excluded}
-    return _Candidates(rows, typeless, band_info)
-
-
-def source_quotas(counts: Sequence[int] | np.ndarray, n: int) -> np.ndarray:
-    """Split ``n`` over strata of ``counts`` samples by largest remainder (Hamilton).
-
-    Stratum ``s`` gets ``floor(n c_s / C)`` plus one for the ``n - sum floor`` strata of
-    largest remainder ``n c_s mod C`` (ties: the earlier stratum); the quotas sum to ``n``
-    and each is within one of ``n c_s / C`` (and at most ``c_s`` when ``n <= C``).
-    """
-    c = np.asarray(counts, dtype=np.int64)
-    total = int(c.sum())
-    if total <= 0:
-        raise ValueError("source_quotas: the strata hold no samples")
-    base = (n * c) // total
-    rem = (n * c) % total
-    extra = int(n - base.sum())
-    order = np.lexsort((np.arange(c.size), -rem))
-    base[order[:extra]] += 1
-    return base
-
-
-@dataclass
-class _Stratum:
-    """Rows (ascending pool indices, ``None``: every row) selected from with a quota."""
-
-    source: str | None
-    rows: np.ndarray | None
-    quota: int
-
-    def to_pool(self, local: np.ndarray) -> np.ndarray:
-        idx = np.asarray(local, dtype=np.int64)
-        return idx if self.rows is None else self.rows[idx]
-
-
-def _strata(features: Features, cand: _Candidates, n: int, seed: int) -> list[_Stratum]:
-    """One stratum (the candidates), or with ``stratify="source"`` one per source of the
-    candidates with its largest-remainder quota, in a seeded order."""
-    if features.options.stratify is None:
-        return [_Stratum(None, cand.rows, n)]
-    rows = np.arange(features.n_samples, dtype=np.int64) if cand.rows is None else cand.rows
-    pool_source = getattr(features.pool, "source", None)
-    if pool_source is None:
-        raise ValueError(
-            "stratify='source' needs the pool's source column (Pool.source, the file of each "
-            f"sample); this pool ({type(features.pool).__name__}) has none"
-        )
-    src = np.asarray([str(pool_source[i]) for i in rows], dtype=object)
-    names, inverse = np.unique(src, return_inverse=True)
-    quotas = source_quotas(np.bincount(inverse, minlength=names.size), n)
-    strata = [
-        _Stratum(str(name), rows[inverse == i], int(quotas[i]))
-        for i, name in enumerate(names)
-        if quotas[i] > 0
-    ]
-    order = np.random.default_rng(seed).permutation(len(strata))
-    return [strata[i] for i in order]
-
-
-@dataclass
-class _Part:
-    """One stratum's dataset at one level."""
-
-    indices: np.ndarray
-    k: int
-    k_min: int
-    k_max: int
-    candidates: int
-    pruning: Any = None
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-def _pruning(features: Features, family: str, rows: np.ndarray | None, seed: int) -> Any:
-    if seed == features.seed:
-        return features.pruning(family, rows)
-    from tritondiv.select import prune_types
-
-    inc = features.incidence(family)
-    return prune_types(inc if rows is None else inc.subset(rows), seed=seed)
-
-
-def _kept(parts: Sequence[_Part], which: str) -> int:
-    """Distinct types kept over several strata at their ``k``/``k_min``/``k_max``."""
-    kept = [p.pruning.types(getattr(p, which)) for p in parts]
-    return int(np.unique(np.concatenate(kept)).size) if kept else 0
-
-
-def _combine(
-    parts: list[_Part], strata: list[_Stratum]
-) -> tuple[np.ndarray, int, int, int, int, dict[str, Any] | None]:
-    """``(indices, k, k_min, k_max, candidates, stratify)`` of one level over the strata."""
-    if len(parts) == 1 and strata[0].source is None:
-        p = parts[0]
-        return p.indices, p.k, p.k_min, p.k_max, p.candidates, None
-    idx = np.concatenate([p.indices for p in parts]).astype(np.int64)
-    per = [
-        {
-            "source": st.source,
-            "candidates": int(st.rows.size) if st.rows is not None else 0,
-            "quota": st.quota,
-            "k": p.k,
-            "k_min": p.k_min,
-            "k_max": p.k_max,
-        }
-        for st, p in zip(strata, parts, strict=True)
-    ]
-    k, k_min, k_max = _kept(parts, "k"), _kept(parts, "k_min"), _kept(parts, "k_max")
-    cands = sum(p.candidates for p in parts)
-    return idx, k, k_min, k_max, cands, {"by": "source", "strata": per}
-
-
-def _check_candidates(n: int, cand: _Candidates, n_samples: int, what: str) -> None:
-    _check_size(n, n_samples, what)
-    if cand.count is not None and n > cand.count:
-        why = []
-        if cand.length_band is not None:
-            lo, hi = cand.length_band["band"]
-            why.append(
-                f"the length band {lo}:{'' if hi is None else hi} excludes "
-                f"{cand.length_band['excluded']}"
-            )
-        if cand.typeless["excluded"]:
-            why.append(f"typeless=exclude excludes {cand.typeless['excluded']} with no type")
-        raise ValueError(
-            f"{what}: size {n} is larger than the {cand.count} candidates ({'; '.join(why)}): "
-            "pass a smaller --size, a wider --length-band or --typeless include"
-        )
-
-
 def _selection(
     strategy: Strategy,
     features: Features,
-    *,
     level: float,
-    indices: np.ndarray,
-    k: int,
-    k_min: int,
-    k_max: int,
+    combined: Combined,
+    *,
     family: str,
     seed: int,
-    cand: _Candidates,
+    cand: Candidates,
     **extra: Any,
 ) -> Selection:
+    """The :class:`Selection` of one level's combined dataset."""
     inc = features.incidence(family)
-    idx = np.asarray(indices, dtype=np.int64)
+    idx = np.asarray(combined.indices, dtype=np.int64)
     ids = features.pool.ids
     src = getattr(features.pool, "source", None)
     sources: dict[str, int] | None = None
@@ -510,9 +337,9 @@ def _selection(
         strategy=strategy.name,
         level=float(level),
         indices=idx,
-        k=int(k),
-        k_min=int(k_min),
-        k_max=int(k_max),
+        k=int(combined.k),
+        k_min=int(combined.k_min),
+        k_max=int(combined.k_max),
         n_types=int(inc.n_types),
         coverage=coverage(inc, idx),
         type_family=family,
@@ -525,6 +352,7 @@ def _selection(
         tokenizer=features.tokenizer_identity(),
         sources=sources,
         mean_response_tokens=float(lengths[idx].mean()) if idx.size else 0.0,
+        stratify=combined.stratify,
         **extra,
     )
 
@@ -536,18 +364,18 @@ def _run_types(
 
     component, family = strategy.resolve(features.options)
     inc = features.incidence(family)
-    cand = _candidates(features, family, type_strategy=True)
-    _check_candidates(n, cand, inc.n_samples, family)
-    strata = _strata(features, cand, n, seed)
+    cand = candidate_rows(features, family, type_strategy=True)
+    check_candidates(n, cand, inc.n_samples, family)
+    strata = source_strata(features, cand, n, seed)
     sampler = features.options.sampler
     t0 = time.perf_counter()
-    per_stratum: list[list[_Part]] = []
+    per_stratum: list[list[Part]] = []
     for st in strata:
         sub = inc if st.rows is None else inc.subset(st.rows)
         where = family if st.source is None else f"{family} {Path(st.source).name}"
         pr = None
         if sampler == "uniform" or st.source is not None:
-            pr = _pruning(features, family, st.rows, seed)
+            pr = stratum_pruning(features, family, st.rows, seed)
         if sampler == "uniform":
             results = uniform_types_ladder(
                 sub, st.quota, levels, seed=seed, pruning=pr, progress=features.progress
@@ -565,7 +393,7 @@ def _run_types(
         parts = []
         for res in results:
             assert res.k is not None and res.k_min is not None and res.k_max is not None
-            parts.append(_Part(st.to_pool(res.indices), res.k, res.k_min, res.k_max, 0, pruning=pr))
+            parts.append(Part(st.to_pool(res.indices), res.k, res.k_min, res.k_max, 0, pruning=pr))
         per_stratum.append(parts)
     _add_time(features, f"select-{family}", t0)
     tags = None
@@ -580,22 +408,18 @@ def _run_types(
         }
     out = []
     for i, level in enumerate(levels):
-        idx, k, k_min, k_max, _c, strat = _combine([ps[i] for ps in per_stratum], strata)
+        combined = combine_parts([ps[i] for ps in per_stratum], strata)
         out.append(
             _selection(
                 strategy,
                 features,
-                level=level,
-                indices=idx,
-                k=k,
-                k_min=k_min,
-                k_max=k_max,
+                level,
+                combined,
                 family=family,
                 seed=seed,
                 cand=cand,
                 tags=None if tags is None else dict(tags),
                 sampler=sampler,
-                stratify=strat,
             )
         )
     return out
@@ -616,9 +440,9 @@ def _run_baseline(
     assert strategy.pick is not None
     component, family = strategy.resolve(features.options)
     inc = features.incidence(family)
-    cand = _candidates(features, family, type_strategy=False)
-    _check_candidates(n, cand, inc.n_samples, strategy.name)
-    strata = _strata(features, cand, n, seed)
+    cand = candidate_rows(features, family, type_strategy=False)
+    check_candidates(n, cand, inc.n_samples, strategy.name)
+    strata = source_strata(features, cand, n, seed)
     prunings = [features.pruning(family, st.rows) for st in strata]
     out = []
     for level in _levels_bar(levels, f"select {strategy.name} ({component})", features.progress):
@@ -630,7 +454,7 @@ def _run_baseline(
             idx, info = strategy.pick(features, pool_k, st.quota, seed)
             _add_time(features, f"select-{strategy.name}", t0)
             parts.append(
-                _Part(
+                Part(
                     idx,
                     k,
                     int(pruning.k_min(st.quota)),
@@ -640,22 +464,18 @@ def _run_baseline(
                     info=info,
                 )
             )
-        idx, k, k_min, k_max, n_cand, strat = _combine(parts, strata)
+        combined = combine_parts(parts, strata)
         out.append(
             _selection(
                 strategy,
                 features,
-                level=level,
-                indices=idx,
-                k=k,
-                k_min=k_min,
-                k_max=k_max,
+                level,
+                combined,
                 family=family,
                 seed=seed,
                 cand=cand,
                 component=component,
-                candidates=n_cand,
-                stratify=strat,
+                candidates=combined.candidates,
                 **_merge_info([p.info for p in parts]),
             )
         )
@@ -668,16 +488,6 @@ def _levels_bar(levels: list[float], desc: str, progress: bool) -> Any:
     from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
     return tqdm(levels, total=len(levels), desc=f"{desc} {len(levels)} levels", leave=False)
-
-
-def _check_size(n: int, n_samples: int, what: str) -> None:
-    if n < 1:
-        raise ValueError(f"size must be >= 1, got {n}")
-    if n > n_samples:
-        raise ValueError(
-            f"{what}: size {n} is larger than the pool ({n_samples} samples): pass a smaller "
-            "--size or a larger pool"
-        )
 
 
 # ---- the picks of the embedding baselines ---------------------------------------------
@@ -783,77 +593,69 @@ def strategy_spec(name: str) -> Strategy:
 
 
 # ---- one public function per strategy (each runs its registry entry) -----------------
-def instruction_macro(
-    features: Features, n: int, levels: Sequence[float], seed: int | None = None
-) -> list[Selection]:
-    """Instruction topics (spherical k-means of instruction embeddings), balanced."""
-    return REGISTRY["instruction-macro"].run(features, n, levels, seed)
+class StrategyFunction(Protocol):
+    """``f(features, n, levels, seed=None) -> list[Selection]``: one strategy's function."""
+
+    def __call__(
+        self, features: Features, n: int, levels: Sequence[float], seed: int | None = None
+    ) -> list[Selection]: ...
 
 
-def instruction_meso(
-    features: Features, n: int, levels: Sequence[float], seed: int | None = None
-) -> list[Selection]:
-    """Normalized instruction tags, balanced."""
-    return REGISTRY["instruction-meso"].run(features, n, levels, seed)
+def _function(name: str, py_name: str, doc: str) -> StrategyFunction:
+    """The public function of strategy ``name``: it runs ``REGISTRY[name]``."""
+
+    def run(
+        features: Features, n: int, levels: Sequence[float], seed: int | None = None
+    ) -> list[Selection]:
+        return REGISTRY[name].run(features, n, levels, seed)
+
+    run.__name__ = run.__qualname__ = py_name
+    run.__doc__ = doc
+    return run
 
 
-def instruction_micro(
-    features: Features, n: int, levels: Sequence[float], seed: int | None = None
-) -> list[Selection]:
-    """Mid-band instruction tokens, balanced."""
-    return REGISTRY["instruction-micro"].run(features, n, levels, seed)
+instruction_macro = _function(
+    "instruction-macro",
+    "instruction_macro",
+    "Instruction topics (spherical k-means of instruction embeddings), balanced.",
+)
+instruction_meso = _function(
+    "instruction-meso", "instruction_meso", "Normalized instruction tags, balanced."
+)
+instruction_micro = _function(
+    "instruction-micro", "instruction_micro", "Mid-band instruction tokens, balanced."
+)
+response_macro = _function(
+    "response-macro",
+    "response_macro",
+    "Response topics (spherical k-means of response embeddings), balanced.",
+)
+response_meso = _function("response-meso", "response_meso", "Normalized response tags, balanced.")
+response_micro = _function(
+    "response-micro",
+    "response_micro",
+    "Mid-band response tokens, balanced (the paper's strongest strategy).",
+)
+kcenter = _function(
+    "kcenter",
+    "kcenter",
+    "k-center greedy on the component's embeddings, within the macro candidate pools.",
+)
+facility_location = _function(
+    "facility-location",
+    "facility_location",
+    "Facility location on the kNN graph, within the macro candidate pools.",
+)
+threshold = _function(
+    "threshold",
+    "threshold",
+    "DEITA-style similarity-threshold filter, within the macro candidate pools.",
+)
+random_baseline = _function(
+    "random", "random_baseline", "Uniform random sample, within the macro candidate pools."
+)
 
-
-def response_macro(
-    features: Features, n: int, levels: Sequence[float], seed: int | None = None
-) -> list[Selection]:
-    """Response topics (spherical k-means of response embeddings), balanced."""
-    return REGISTRY["response-macro"].run(features, n, levels, seed)
-
-
-def response_meso(
-    features: Features, n: int, levels: Sequence[float], seed: int | None = None
-) -> list[Selection]:
-    """Normalized response tags, balanced."""
-    return REGISTRY["response-meso"].run(features, n, levels, seed)
-
-
-def response_micro(
-    features: Features, n: int, levels: Sequence[float], seed: int | None = None
-) -> list[Selection]:
-    """Mid-band response tokens, balanced (the paper's strongest strategy)."""
-    return REGISTRY["response-micro"].run(features, n, levels, seed)
-
-
-def kcenter(
-    features: Features, n: int, levels: Sequence[float], seed: int | None = None
-) -> list[Selection]:
-    """k-center greedy on the component's embeddings, within the macro candidate pools."""
-    return REGISTRY["kcenter"].run(features, n, levels, seed)
-
-
-def facility_location(
-    features: Features, n: int, levels: Sequence[float], seed: int | None = None
-) -> list[Selection]:
-    """Facility location on the kNN graph, within the macro candidate pools."""
-    return REGISTRY["facility-location"].run(features, n, levels, seed)
-
-
-def threshold(
-    features: Features, n: int, levels: Sequence[float], seed: int | None = None
-) -> list[Selection]:
-    """DEITA-style similarity-threshold filter, within the macro candidate pools."""
-    return REGISTRY["threshold"].run(features, n, levels, seed)
-
-
-def random_baseline(
-    features: Features, n: int, levels: Sequence[float], seed: int | None = None
-) -> list[Selection]:
-    """Uniform random sample, within the macro candidate pools."""
-    return REGISTRY["random"].run(features, n, levels, seed)
-
-
-_FUNCTIONS: dict[str, Callable[..., list[Selection]]] = {
+_FUNCTIONS: dict[str, StrategyFunction] = {
     "instruction-macro": instruction_macro,
     "instruction-meso": instruction_meso,
     "instruction-micro": instruction_micro,
@@ -867,7 +669,7 @@ _FUNCTIONS: dict[str, Callable[..., list[Selection]]] = {
 }
 
 
-def get_strategy(name: str) -> Callable[..., list[Selection]]:
+def get_strategy(name: str) -> StrategyFunction:
     """The function of a strategy name (see :data:`REGISTRY` for the strategy as data)."""
     strategy_spec(name)
     return _FUNCTIONS[name]

@@ -13,8 +13,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from tritondiv.dataset import write_dataset  # noqa: E402
+from tritondiv.sft.evalset import pair_hash  # noqa: E402
 from tritondiv.sft.experiment import (  # noqa: E402
-    _pair_hash,
     check_tokenizer,
     load_eval_set,
     read_ladder,
@@ -99,10 +99,10 @@ def setup(tmp_path_factory):
     model = make_tiny_llama(root / "model", ins + res, seed=0)
     pool_ins, pool_res = ins[:150], res[:150]
     _write_ladder(root / "ladder", pool_ins, pool_res)
-    seen = {_pair_hash(i, r) for i, r in zip(pool_ins, pool_res, strict=True)}
-    ev = [
-        (i, r) for i, r in zip(ins[150:], res[150:], strict=True) if _pair_hash(i, r) not in seen
-    ][:10]
+    seen = {pair_hash(i, r) for i, r in zip(pool_ins, pool_res, strict=True)}
+    ev = [(i, r) for i, r in zip(ins[150:], res[150:], strict=True) if pair_hash(i, r) not in seen][
+        :10
+    ]
     eval_path = root / "eval.jsonl"
     eval_path.write_text(
         "".join(json.dumps({"instruction": i, "response": r}) + "\n" for i, r in ev)

@@ -155,7 +155,7 @@ def topk_cpu(
         col_bias_all = row_bias_all = None
     else:
         a = x
-        b = x if sym else y
+        b = x if y is None else y
         alpha = 2.0
         xn = _sqnorms(a)
         yn = xn if sym else _sqnorms(b)  # type: ignore[arg-type]
