@@ -182,17 +182,19 @@ class _BoundedAssign:
         d2 = max(float(cd2.max()), 0.0) if k > 1 else 0.0
         lower = self.lower - np.where(labels == j1, d2, d1)
         if hot.size:
-            hot_lb = np.full(self.xs.shape[0], np.inf)
+            # distance is decreasing in the score (unit centers): the nearest hot center
+            # other than the row's own is the one with the highest float32 score
             hc = new[hot]
-            for s in range(0, self.xs.shape[0], 1 << 14):
-                sc = self.xs[s : s + (1 << 14)] @ hc.T  # float32
-                own = labels[s : s + (1 << 14), None] == hot[None, :]
-                sc64 = sc.astype(np.float64) + eps
-                sc64[own] = -np.inf
-                dmin = np.sqrt(
-                    np.maximum(self.xn2[s : s + (1 << 14), None] + 1.0 - 2.0 * sc64, 0.0)
-                ).min(axis=1)
-                hot_lb[s : s + (1 << 14)] = dmin
+            pos = np.minimum(np.searchsorted(hot, labels), hot.size - 1)
+            own_hot = hot[pos] == labels
+            top = np.empty(self.xs.shape[0], dtype=np.float32)
+            step = 1 << 14
+            for s in range(0, self.xs.shape[0], step):
+                sc = self.xs[s : s + step] @ hc.T  # float32
+                rows = np.flatnonzero(own_hot[s : s + step])
+                sc[rows, pos[s : s + step][rows]] = -np.inf
+                top[s : s + step] = sc.max(axis=1)
+            hot_lb = np.sqrt(np.maximum(self.xn2 + 1.0 - 2.0 * (top.astype(np.float64) + eps), 0.0))
             lower = np.minimum(lower, hot_lb)
         lower = np.maximum(lower, 0.0)
         bad = np.flatnonzero(lower * lower <= need)
