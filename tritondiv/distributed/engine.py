@@ -41,6 +41,9 @@ def check_strategies(names: Iterable[str]) -> None:
         )
 
 
+_MAPPING_KEYS = ("instruction_field", "response_field", "id_field")
+
+
 def pool_token_stats(
     pool: Any,
     component: str,
@@ -61,8 +64,8 @@ def pool_token_stats(
     component : {"instruction", "response"}
     source : path or sequence of paths, optional
         Where ``pool`` was read from, with the loader options ``load`` (``format``,
-        ``first_turn_only``, ``skip_bad``, ``allow_empty``; ``limit`` set means the pool
-        is shipped instead). ``None``: the in-memory pool is shipped to the cluster.
+        ``first_turn_only``, ``skip_bad``, ``allow_empty``; ``limit`` or a field mapping
+        set means the pool is shipped instead). ``None``: the in-memory pool is shipped to the cluster.
     tokenizer, lo, hi
         As in :func:`~tritondiv.distributed.token_stats_ray`.
     address : str, optional
@@ -70,11 +73,13 @@ def pool_token_stats(
     """
     load = dict(load or {})
     limit = load.pop("limit", None)
+    # A field mapping is applied where the pool was loaded: the loaded pool is shipped.
+    mapped = any(load.pop(k, None) is not None for k in _MAPPING_KEYS)
     kwargs = {k: load[k] for k in _LOAD_KEYS if k in load}
     unknown = sorted(set(load) - set(_LOAD_KEYS))
     if unknown:
         raise ValueError(f"load: unknown loader options {unknown}; expected {_LOAD_KEYS}")
-    if source is None or limit is not None:
+    if source is None or limit is not None or mapped:
         res = token_stats_ray(pool, component, tokenizer, lo=lo, hi=hi, address=address)
     else:
         res = token_stats_ray(source, component, tokenizer, lo=lo, hi=hi, address=address, **kwargs)
