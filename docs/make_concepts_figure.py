@@ -1,6 +1,6 @@
 """Draws docs/concepts.png, the README's picture of types, incidence, nested pools and level p.
 
-    .venv/bin/python docs/make_concepts_figure.py
+.venv/bin/python docs/make_concepts_figure.py
 """
 
 from __future__ import annotations
@@ -38,8 +38,11 @@ ax.set_xlim(0, 10)
 ax.set_ylim(0, 10)
 ax.axis("off")
 for i, (label, c) in enumerate(
-    [("k_max: every type, the whole pool", "#dbe9f6"), ("k types: pool S_k", "#a9cbe8"),
-     ("k_min: smallest pool\nwith ≥ n samples", "#6aa3d5")]  # fmt: skip
+    [
+        ("k_max: every type, the whole pool", "#dbe9f6"),
+        ("k types: pool S_k", "#a9cbe8"),
+        ("k_min: smallest pool\nwith ≥ n samples", "#6aa3d5"),
+    ]
 ):
     pad = 1.3 * i
     ax.add_patch(Rectangle((pad, pad), 10 - 2 * pad, 10 - 2 * pad, color=c, ec="#2a5d8a"))

@@ -135,7 +135,7 @@ def _shard_texts(path: str, component: str, load_kwargs: dict[str, Any]) -> list
     """The texts of one pool file under the pool's record rule (swap point for record_texts)."""
     from tritondiv.pool import load_pool
 
-    return load_pool(path, **load_kwargs).component(component)
+    return load_pool(path, **load_kwargs).component(component).to_pylist()
 
 
 def _read_shards(batch: dict[str, np.ndarray], component: str, load_kwargs: dict[str, Any]) -> Any:
