@@ -54,6 +54,7 @@ EXTRAS: dict[str, tuple[tuple[str, str], ...]] = {
         ("ruff", "ruff"),
         ("mypy", "mypy"),
         ("regex", "regex"),
+        ("polars", "polars"),
     ),
 }
 
