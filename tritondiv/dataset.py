@@ -485,6 +485,11 @@ def read_dataset(
         "allow_empty": bool(loader.get("allow_empty")),
         "limit": limit,
     }
+    # a pool read with a field mapping is read back with the same mapping
+    for key, kw in (("instruction_field", "instruction"), ("response_field", "response"),
+                    ("id_field", "id")):  # fmt: skip
+        if loader.get(key) is not None:
+            kwargs[kw] = loader[key]
     return Dataset(p, data, manifest, _load_records(data, **kwargs))
 
 

@@ -297,6 +297,8 @@ def _summary_html(summary: list[dict[str, Any]]) -> list[str]:
         bad = [m for m in item["moves"] if m["more_diverse"] is False]
 
         def words(ms: list[dict[str, Any]]) -> str:
+            # the four largest moves; changes under 1% are not worth a curator's attention
+            ms = [m for m in ms if abs(m["relative"]) >= 0.01]
             ms = sorted(ms, key=lambda m: -abs(m["relative"]))[:4]
             return (
                 ", ".join(

@@ -274,3 +274,24 @@ def test_the_output_folder_is_checked_before_the_pool_is_read(
         err = capsys.readouterr().err
         assert "is not a dataset folder" in err and err.count("\n") == 1
     assert loaded == []
+
+
+def test_a_dataset_of_a_mapped_pool_reads_back(tmp_path: Path) -> None:
+    """`{query, output}` records selected with --instruction-field are read back (metrics)."""
+    from tritondiv.dataset import read_dataset
+
+    pool = tmp_path / "pool.jsonl"
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"]
+    with open(pool, "w", encoding="utf-8") as fh:
+        for i in range(40):
+            q = " ".join(words[(i + j) % 6] for j in range(3))
+            fh.write(json.dumps({"query": f"{q} {i}", "output": f"{q} answer {i % 7}"}) + "\n")
+    out = tmp_path / "sel"
+    argv = ["select", str(pool), "--instruction-field", "query", "--strategy", "response-micro",
+            "--level", "1", "--size", "5", "--lo", "1", "--no-metrics", "--no-progress",
+            "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    ds = read_dataset(out)
+    assert len(ds.records) == 5
+    assert all(i.startswith(tuple(words)) for i in ds.instructions)
+    assert main(["metrics", str(out), "--no-embeddings"]) == 0
