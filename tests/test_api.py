@@ -123,3 +123,15 @@ def test_bad_arguments(gsm: object) -> None:
         select_from(gsm, "kcenter", size=10, embeddings=_emb(5))
     with pytest.raises(TypeError, match="numpy array"):
         select_from(gsm, "kcenter", size=10, embeddings=[[1.0]])
+
+
+def test_embeddings_path_dict_and_array_agree(gsm: object, tmp_path: Path) -> None:
+    emb = _emb(len(gsm), seed=11)
+    path = tmp_path / "emb.npy"
+    np.save(path, emb)
+    a = select_from(gsm, "kcenter", size=25, topics=6, embeddings=emb)
+    b = select_from(gsm, "kcenter", size=25, topics=6, embeddings={"response": path})
+    assert a.indices.tolist() == b.indices.tolist()
+    assert b.manifest["options"]["embeddings_response"] == str(path)
+    with pytest.raises(ValueError, match="unknown component"):
+        select_from(gsm, "kcenter", size=10, embeddings={"answer": emb})
