@@ -59,6 +59,9 @@ _EXPORTS: dict[str, str] = {
     "mean_dissimilarity": "tritondiv.kernels",
     "knn_graph": "tritondiv.kernels",
     "kmeans": "tritondiv.kernels",
+    # the high-level entry point
+    "select_from": "tritondiv.api",
+    "ladder_from": "tritondiv.api",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -79,6 +82,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from tritondiv._runtime import env_info, num_threads, openmp_enabled, set_num_threads
+    from tritondiv.api import ladder_from, select_from
     from tritondiv.dataset import read_dataset, read_ladder
     from tritondiv.incidence import Incidence
     from tritondiv.kernels import knn_graph, mean_dissimilarity, nearest, topk
