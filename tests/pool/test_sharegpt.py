@@ -109,6 +109,7 @@ def test_recover_complete_and_malformed_lists() -> None:
         recover_json_list('{"a": 1}')
 
 
+@pytest.mark.slow
 def test_full_default_pool(full_pool: Pool) -> None:
     pool = full_pool
     assert len(pool) == EXPECTED_SAMPLES == 17_390

@@ -114,6 +114,7 @@ def _cfg() -> TrainConfig:
     return TrainConfig(steps=3, batch_size=4, lr=2e-3, kernels="torch", seed=0, trainer="own")
 
 
+@pytest.mark.slow
 def test_experiment_end_to_end_and_rerun_with_a_judge(setup) -> None:
     root, model, eval_path = setup
     out = root / "out"
