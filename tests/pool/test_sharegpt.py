@@ -136,6 +136,7 @@ def test_full_default_pool(full_pool: Pool) -> None:
     assert all(t.strip() for t in pool.instruction) and all(t.strip() for t in pool.response)
 
 
+@pytest.mark.slow
 def test_default_pool_records_are_verbatim(full_pool: Pool, head_records: list[dict]) -> None:
     reference = head_records
     sub = full_pool.subset(range(50))
