@@ -150,6 +150,7 @@ def test_default_pool_records_are_verbatim(full_pool: Pool, head_records: list[d
     assert sub.instruction[0] == "\n\n".join(users)
 
 
+@pytest.mark.slow
 def test_default_pool_cache_is_used(full_pool: Pool, monkeypatch: pytest.MonkeyPatch) -> None:
     cache = dp._cache_path(sharegpt_json_path())
     assert cache.is_file() and cache.parent.parent == Path(dp.cache_dir())
@@ -176,6 +177,7 @@ def test_default_pool_cache_is_used(full_pool: Pool, monkeypatch: pytest.MonkeyP
         default_pool(limit=-2)
 
 
+@pytest.mark.slow
 def test_public_default_pool_is_the_function(full_pool: Pool) -> None:
     import tritondiv
 
