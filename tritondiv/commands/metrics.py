@@ -49,12 +49,27 @@ def _fmt(v: object) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+    import sys
+
+    from tritondiv._extras import check_extras
     from tritondiv._io import write_json_atomic
     from tritondiv.dataset import jsonable
     from tritondiv.metrics import dataset_file_metrics
 
+    if not args.no_embeddings:
+        check_extras("embed", what="the mean pairwise embedding distance")
     results = []
     for ds in args.datasets:
+        if not args.no_embeddings and os.path.exists(ds):
+            # the one slow step: say so before it starts, and how to skip it
+            print(
+                f"{ds}: embedding both components with "
+                f"{args.embedding_model or 'the packaged all-MiniLM-L6-v2'} for the mean pairwise "
+                "distance (--no-embeddings skips it) ...",
+                file=sys.stderr,
+                flush=True,
+            )
         res = dataset_file_metrics(
             ds,
             tokenizer=args.tokenizer,
