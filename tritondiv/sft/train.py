@@ -277,6 +277,25 @@ def evaluate_loss(
     return {"loss": loss, "perplexity": math.exp(min(loss, 700.0)), "tokens": count}
 
 
+def training_pairs(dataset: Any) -> tuple[list[str], list[str], dict[str, Any]]:
+    """The instruction and response texts of ``dataset`` (a path, or a pair of text lists)
+    and its description for the run's manifest (path, sha256 of the data, samples)."""
+    if isinstance(dataset, tuple):
+        instructions, responses = list(dataset[0]), list(dataset[1])
+        data_info: dict[str, Any] = {"path": None, "samples": len(instructions)}
+    else:
+        instructions, responses = load_pairs(dataset)
+        dpath = Path(dataset)
+        data_info = {
+            "path": str(dpath),
+            "sha256": file_sha256(data_file(dpath)),
+            "samples": len(instructions),
+        }
+    if not instructions:
+        raise ValueError(f"dataset {data_info['path']} has no samples")
+    return instructions, responses, data_info
+
+
 def train(
     model_path: str | os.PathLike[str],
     dataset: str | os.PathLike[str] | tuple[Sequence[str], Sequence[str]],
@@ -343,19 +362,7 @@ def train(
     say = log or (lambda _m: None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if isinstance(dataset, tuple):
-        instructions, responses = list(dataset[0]), list(dataset[1])
-        data_info: dict[str, Any] = {"path": None, "samples": len(instructions)}
-    else:
-        instructions, responses = load_pairs(dataset)
-        dpath = Path(dataset)
-        data_info = {
-            "path": str(dpath),
-            "sha256": file_sha256(data_file(dpath)),
-            "samples": len(instructions),
-        }
-    if not instructions:
-        raise ValueError(f"dataset {data_info['path']} has no samples")
+    instructions, responses, data_info = training_pairs(dataset)
     key = {
         "config": cfg.resume_key(),
         "data": data_info,

@@ -45,10 +45,9 @@ from typing import Any
 
 import torch
 
-from tritondiv._io import file_sha256, write_json_atomic
-from tritondiv.dataset import data_file
-from tritondiv.sft.data import IGNORE_INDEX, encode_pairs, load_pairs
-from tritondiv.sft.train import MANIFEST, TrainConfig, _atomic_dir, load_model
+from tritondiv._io import write_json_atomic
+from tritondiv.sft.data import IGNORE_INDEX, encode_pairs
+from tritondiv.sft.train import MANIFEST, TrainConfig, _atomic_dir, load_model, training_pairs
 
 __all__ = ["resolve_loss_kernels", "response_loss_sum", "sft_trainer_class", "train_trl"]
 
@@ -250,19 +249,7 @@ def train_trl(
     say = log or (lambda _m: None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if isinstance(dataset, tuple):
-        instructions, responses = list(dataset[0]), list(dataset[1])
-        data_info: dict[str, Any] = {"path": None, "samples": len(instructions)}
-    else:
-        instructions, responses = load_pairs(dataset)
-        dpath = Path(dataset)
-        data_info = {
-            "path": str(dpath),
-            "sha256": file_sha256(data_file(dpath)),
-            "samples": len(instructions),
-        }
-    if not instructions:
-        raise ValueError(f"dataset {data_info['path']} has no samples")
+    instructions, responses, data_info = training_pairs(dataset)
     cuda = torch.cuda.is_available()
     loss_kernels = resolve_loss_kernels(cfg.kernels, cuda=cuda)
     key = {
