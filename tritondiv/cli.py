@@ -18,6 +18,8 @@ COMMANDS: tuple[str, ...] = (
     "report",
     "sft",
     "experiment",
+    "run",
+    "replay",
 )
 
 

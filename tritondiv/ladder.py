@@ -18,6 +18,7 @@ pool fingerprint) is skipped on a rerun; a partial one is redone.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -149,8 +150,10 @@ def dataset_metrics(
 
 
 def _manifest(sel: Selection) -> dict[str, Any]:
-    """The manifest of a dataset: its :class:`Selection`'s fields, with the versions."""
-    return {**sel.manifest_fields(), "versions": versions()}
+    """The manifest of a dataset: its :class:`Selection`'s fields, the folder that its
+    relative paths (pool, embeddings) are relative to (``tritondiv replay`` reads it), and
+    the versions."""
+    return {**sel.manifest_fields(), "workdir": os.getcwd(), "versions": versions()}
 
 
 def _features_for(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from tritondiv.commands._options import EngineArgs, PoolArgs, RunArgs, add_arguments, from_args
 
@@ -40,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, pool: Any = None, pool_info: dict[str, Any] | None = None) -> int:
     from tritondiv.commands._needs import check_run
     from tritondiv.commands._options import pool_from_args
     from tritondiv.dataset import check_output_dir
@@ -63,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     )
     engine = from_args(EngineArgs, args)
     engine.check(strategies)
-    pool, pool_info = pool_from_args(args)
+    if pool is None:  # a recipe (tritondiv.recipe) passes the pool it loaded once
+        pool, pool_info = pool_from_args(args)
     features = engine.features(pool, from_args(PoolArgs, args), options, run_args.seed, strategies)
     index = run_ladder(
         pool,

@@ -8,6 +8,7 @@ k_max, coverage, sha256 of data.jsonl, metrics, versions).
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from tritondiv.commands._options import EngineArgs, PoolArgs, RunArgs, add_arguments, from_args
 
@@ -40,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, pool: Any = None, pool_info: dict[str, Any] | None = None) -> int:
     from tritondiv.commands._options import pool_from_args
     from tritondiv.dataset import check_output_dir
     from tritondiv.feature_store import FeatureOptions
@@ -62,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     )
     engine = from_args(EngineArgs, args)
     engine.check([args.strategy])
-    pool, pool_info = pool_from_args(args)
+    if pool is None:  # a recipe (tritondiv.recipe) passes the pool it loaded once
+        pool, pool_info = pool_from_args(args)
     features = engine.features(
         pool, from_args(PoolArgs, args), options, run_args.seed, [args.strategy]
     )

@@ -123,7 +123,7 @@ def _ray_stats(
     return res.token_stats()
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, pool: Any = None) -> int:
     from tritondiv._io import write_json_atomic
     from tritondiv.stats import token_stats
     from tritondiv.tokens import load_tokenizer, tokenize_pool, tokenizer_hash
@@ -132,7 +132,8 @@ def run(args: argparse.Namespace) -> int:
     options = from_args(FeatureOptions, args, only=_SHARED)
     engine = from_args(EngineArgs, args, only=_ENGINE)
     pool_args = from_args(PoolArgs, args)
-    pool = pool_args.load()
+    if pool is None:  # a recipe (tritondiv.recipe) passes the pool it loaded once
+        pool = pool_args.load()
     tokenizer = load_tokenizer(options.tokenizer)
     components = ("instruction", "response") if args.component == "both" else (args.component,)
     results: dict[str, dict[str, Any]] = {}
