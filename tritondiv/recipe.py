@@ -151,7 +151,7 @@ class _Lines:
         self.node = node
 
     def _child(self, node: Any, key: Any) -> tuple[Any, Any]:
-        import yaml
+        import yaml  # type: ignore[import-untyped]
 
         if isinstance(node, yaml.MappingNode):
             for k, v in node.value:
@@ -177,7 +177,7 @@ class _Lines:
 
 
 def _read_text(path: Path) -> tuple[Any, _Lines]:
-    import yaml
+    import yaml  # type: ignore[import-untyped]
 
     try:
         text = path.read_text(encoding="utf-8")
