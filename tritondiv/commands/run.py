@@ -11,7 +11,6 @@ and shared by the steps. See :mod:`tritondiv.recipe`.
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -35,6 +34,5 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(recipe.plan())
         return 0
-    print(recipe.plan(), file=sys.stderr, flush=True)
-    run_recipe(recipe)
+    run_recipe(recipe)  # logs the pool's loading and "step 2/4 ladder ..." on stderr
     return 0
