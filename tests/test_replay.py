@@ -155,3 +155,15 @@ def test_replay_refuses_what_is_not_a_manifest(tmp_path: Path) -> None:
     (tmp_path / "x.txt").write_text("hi", encoding="utf-8")
     with pytest.raises(ValueError, match=r"manifest\.json"):
         replay(tmp_path / "x.txt")
+
+
+def test_a_dataset_of_the_python_api_from_a_pool_file_replays(tmp_path: Path) -> None:
+    import tritondiv
+
+    sel = tritondiv.select_from(
+        str(POOL / "gsm8k_300.jsonl"), "response-micro", size=20, level=0.5, lo=2, progress=False
+    )
+    sel.write(tmp_path / "sel")
+    assert read_manifest(tmp_path / "sel")["pool"]["path"] == str(POOL / "gsm8k_300.jsonl")
+    (res,) = replay(tmp_path / "sel")
+    assert res.identical, res.message
