@@ -6,8 +6,10 @@ run the same path as ``tritondiv select`` / :func:`tritondiv.ladder.select_datas
 without writing anything; :meth:`Selected.write` writes the dataset folder and
 :meth:`Selected.to_dataset` gives the chosen rows as a ``datasets.Dataset``.
 
-(The names are not ``tritondiv.select``: that is the selection engine's submodule, and
-importing it rebinds the package attribute ``select`` to the module.)
+They are also ``tritondiv.select(...)`` and ``tritondiv.ladder(...)``: the submodules
+:mod:`tritondiv.select` (the engine) and :mod:`tritondiv.ladder` are callable modules whose
+call is :func:`select_from` / :func:`ladder_from` (``from tritondiv.select import
+select_types`` is unchanged).
 """
 
 from __future__ import annotations
@@ -165,6 +167,22 @@ def _embedding_arrays(
     return arrays
 
 
+def _quality(quality: Any, options: dict[str, Any]) -> Any:
+    """A path or field name goes into ``options`` (``quality``); an array is returned (set
+    on the features, checked there)."""
+    if quality is None:
+        return None
+    if isinstance(quality, (str, Path)):
+        options["quality"] = str(quality)
+        return None
+    if isinstance(quality, (bool, int, float)):
+        raise TypeError(
+            f"quality: expected one score per pool sample (array), a .npy path or a field "
+            f"name, got {type(quality).__name__}"
+        )
+    return quality
+
+
 def _run(
     data: Any,
     strategy: str,
@@ -172,6 +190,7 @@ def _run(
     size: int,
     seed: int,
     embeddings: Any,
+    quality: Any,
     metrics: bool,
     kwargs: dict[str, Any],
 ) -> list[Selected]:
@@ -184,8 +203,12 @@ def _run(
         raise ValueError(f"size must lie in [1, {len(pool)}] (the pool's samples), got {size}")
     component = spec.resolve(FeatureOptions(**opts))[0]
     arrays = _embedding_arrays(embeddings, component, opts, len(pool))
+    scores = _quality(quality, opts)
     features = Features(pool, FeatureOptions(**opts), seed=seed)
     features._embeddings.update(arrays)  # preset arrays, as embed_pool normalizes a .npy
+    if scores is not None:
+        features.set_quality(scores, "quality")
+    features.quality()  # a bad path, field or array fails here, before any feature work
     sels = run_strategy(strategy, features, int(size), list(levels), seed)
     info = _pool_info(pool, data, loader)
     out = []
@@ -208,6 +231,7 @@ def select_from(
     level: float = 1.0,
     seed: int = 0,
     embeddings: Any = None,
+    quality: Any = None,
     metrics: bool = False,
     **options: Any,
 ) -> Selected:
@@ -228,6 +252,12 @@ def select_from(
     embeddings : array, path, or dict of them per component, optional
         Precomputed embeddings (one row per pool sample); one array or path is for the
         strategy's component.
+    quality : array, path or str, optional
+        Per-sample quality scores (one finite float per pool sample, pool order): an array,
+        a ``.npy`` path, or the name of a numeric field of the records. ``deita`` needs
+        them (its walk order); ``facility-location`` and the type strategies (sampler
+        greedy) weight their gains by them (then ``>= 0``); other strategies refuse them.
+        The manifest records their sha256, not the scores.
     metrics : bool
         Compute the diversity metrics into the manifest (slow: embeds both components).
     **options
@@ -239,7 +269,7 @@ def select_from(
         raise TypeError(f"level must be a float, got {level!r}")
     if not 0.0 <= float(level) <= 1.0:
         raise ValueError(f"level must lie in [0, 1], got {level}")
-    (sel,) = _run(data, strategy, [float(level)], size, seed, embeddings, metrics, options)
+    (sel,) = _run(data, strategy, [float(level)], size, seed, embeddings, quality, metrics, options)
     return sel
 
 
@@ -251,13 +281,14 @@ def ladder_from(
     levels: int | str | Sequence[float] = 7,
     seed: int = 0,
     embeddings: Any = None,
+    quality: Any = None,
     metrics: bool = False,
     **options: Any,
 ) -> list[Selected]:
     """One :class:`Selected` per level (``7`` -> ``0, 1/6, ..., 1``), sharing one pruning
     pass; the other arguments as :func:`select_from`."""
     values = parse_levels(levels)
-    out = _run(data, strategy, values, size, seed, embeddings, metrics, options)
+    out = _run(data, strategy, values, size, seed, embeddings, quality, metrics, options)
     for i, s in enumerate(out):
         s.selection.level_index = i
     return out
