@@ -204,7 +204,16 @@ def _run(
     component = spec.resolve(FeatureOptions(**opts))[0]
     arrays = _embedding_arrays(embeddings, component, opts, len(pool))
     scores = _quality(quality, opts)
+    tokenizer = opts.get("tokenizer")
+    if tokenizer is not None and not isinstance(tokenizer, (str, Path)):
+        del opts["tokenizer"]  # a loaded tokenizer object: set on the features below
+    else:
+        tokenizer = None
     features = Features(pool, FeatureOptions(**opts), seed=seed)
+    if tokenizer is not None:
+        from tritondiv.tokens import load_tokenizer
+
+        features._tokenizer.append(load_tokenizer(tokenizer))  # its identity: the manifest's
     features._embeddings.update(arrays)  # preset arrays, as embed_pool normalizes a .npy
     if scores is not None:
         features.set_quality(scores, "quality")
@@ -264,6 +273,9 @@ def select_from(
         :func:`tritondiv.load_pool` keywords (``instruction``, ``response``, ``id``,
         ``split``, ``format``, ...) and :class:`~tritondiv.feature_store.FeatureOptions`
         fields (``tokenizer``, ``graph``, ``lo``, ``hi``, ...); other names are a TypeError.
+        ``tokenizer`` may also be a loaded tokenizer (``tokenizers.Tokenizer``, a fast
+        ``transformers`` tokenizer; :func:`tritondiv.load_tokenizer`); the manifest records
+        its identity (:func:`tritondiv.tokenizer_identity`).
     """
     if isinstance(level, bool) or not isinstance(level, (int, float, np.number)):
         raise TypeError(f"level must be a float, got {level!r}")

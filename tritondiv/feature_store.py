@@ -788,10 +788,6 @@ class Features:
 
     def set_quality(self, values: Any, what: str = "quality") -> None:
         """Use ``values`` (one finite score per pool sample) as the quality scores."""
-        if self._quality:
-            raise ValueError("set_quality: the quality scores are set already")
-        if self.options.quality is not None:
-            raise ValueError(
-                f"set_quality: the option quality={self.options.quality!r} is set; pass one"
-            )
-        self._quality.append(check_quality(values, self.n_samples, what))
+        if self.options.quality is not None or (self._quality and self._quality[0] is not None):
+            raise ValueError("set_quality: the quality scores are set already; pass them once")
+        self._quality[:] = [check_quality(values, self.n_samples, what)]
