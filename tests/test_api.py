@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import tritondiv
+import tritondiv.strategies
 from tritondiv.api import PROVENANCE_COLUMNS, ladder_from, select_from
 from tritondiv.feature_store import FeatureOptions
 from tritondiv.ladder import select_dataset
@@ -135,3 +136,95 @@ def test_embeddings_path_dict_and_array_agree(gsm: object, tmp_path: Path) -> No
     assert b.manifest["options"]["embeddings_response"] == str(path)
     with pytest.raises(ValueError, match="unknown component"):
         select_from(gsm, "kcenter", size=10, embeddings={"answer": emb})
+
+
+# ---- tritondiv.select(...) and tritondiv.ladder(...): the callable modules -------------------
+def test_select_and_ladder_are_callable_modules(gsm: object) -> None:
+    import inspect
+    import sys
+
+    import tritondiv.ladder
+    import tritondiv.select
+    from tritondiv.select import select_types
+
+    assert tritondiv.select is sys.modules["tritondiv.select"]
+    assert tritondiv.select.select_types is select_types
+    assert tritondiv.ladder.run_ladder is sys.modules["tritondiv.ladder"].run_ladder
+    a = tritondiv.select(gsm, "response-micro", level=0.5, size=20, lo=2, hi=200)
+    b = select_from(gsm, "response-micro", level=0.5, size=20, lo=2, hi=200)
+    assert a.indices.tolist() == b.indices.tolist() and a.manifest["ids"] == b.manifest["ids"]
+    lad = tritondiv.ladder(gsm, "response-micro", levels=[0.0, 0.5], size=20, lo=2, hi=200)
+    assert lad[1].indices.tolist() == a.indices.tolist()
+    # the calls' signatures are the named functions' (kept in sync)
+    for module, fn in ((tritondiv.select, select_from), (tritondiv.ladder, ladder_from)):
+
+        def shape(params: list[inspect.Parameter]) -> list[tuple[object, ...]]:
+            return [(p.name, p.kind, p.default) for p in params]
+
+        call = list(inspect.signature(type(module).__call__).parameters.values())[1:]
+        assert shape(call) == shape(list(inspect.signature(fn).parameters.values()))
+    assert {"select", "ladder", "select_from", "ladder_from"} <= set(tritondiv.__all__)
+
+
+@pytest.mark.slow
+def test_mypy_types_the_calls(tmp_path: Path) -> None:
+    """A user's snippet type-checks: ``tritondiv.select(...)`` is typed (not "Module not
+    callable"), a missing ``size`` is an error, the submodule's names stay importable."""
+    api = pytest.importorskip("mypy.api")
+    snippet = tmp_path / "user.py"
+    snippet.write_text(
+        "import tritondiv\n"
+        "import tritondiv.select\n"
+        "from tritondiv.select import select_types\n"
+        "pool = [{'instruction': 'a', 'output': 'b'}]\n"
+        "sel = tritondiv.select(pool, 'response-micro', level=1.0, size=10)\n"
+        "reveal_type(sel.indices)\n"
+        "reveal_type(tritondiv.ladder(pool, 'deita', levels=3, size=10, quality='q'))\n"
+        "reveal_type(select_types)\n"
+        "tritondiv.select(pool, 'response-micro', level=1.0)\n"
+    )
+    out, err, rc = api.run(
+        [str(snippet), "--cache-dir", str(tmp_path / "cache"), "--no-error-summary"]
+    )
+    lines = out.splitlines()
+    assert "Module not callable" not in out, out
+    assert any("list[tritondiv.api.Selected]" in ln for ln in lines), out
+    assert any("SelectionResult" in ln for ln in lines), out
+    errors = [ln for ln in lines if ": error:" in ln]
+    assert len(errors) == 1 and 'Missing named argument "size"' in errors[0], out
+    assert rc == 1, err
+
+
+# ---- to_dataset for every strategy -----------------------------------------------------------
+@pytest.fixture(scope="module")
+def gsm_tagged(gsm: object) -> object:
+    rng = np.random.default_rng(4)
+    words = (
+        "apple river engine violin tax garden planet bread soccer poem chemistry train castle "
+        "coffee doctor ocean wallet painting volcano keyboard tiger recipe election bicycle "
+        "diamond forest hospital guitar pizza satellite winter museum camera library desert "
+        "tennis bridge medicine rocket island"
+    ).split()
+    tags = [[words[i % 40], words[(i * 7 + 3) % 40]] for i in range(len(gsm))]
+    return gsm.add_column("tags", tags).add_column("score", rng.random(len(gsm)).tolist())
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        pytest.param(s, marks=pytest.mark.slow) if s.endswith("meso") else s  # the tag model
+        for s in tritondiv.strategies.STRATEGIES
+    ],
+)
+def test_to_dataset_round_trips_every_strategy(gsm_tagged: object, strategy: str) -> None:
+    n = len(gsm_tagged)
+    emb = {"instruction": _emb(n, 1), "response": _emb(n, 2)}
+    extra: dict[str, object] = {"quality": "score"} if strategy == "deita" else {}
+    sel = tritondiv.select(
+        gsm_tagged, strategy, level=0.5, size=25, embeddings=emb, lo=2, hi=200, topics=6,
+        tagger="column:tags", **extra,
+    )  # fmt: skip
+    out = sel.to_dataset()
+    _check_rows(sel, gsm_tagged)
+    assert out.column_names[: len(gsm_tagged.column_names)] == gsm_tagged.column_names
+    assert sel.manifest["strategy"] == strategy and len(sel.manifest["ids"]) == 25
