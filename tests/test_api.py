@@ -228,3 +228,111 @@ def test_to_dataset_round_trips_every_strategy(gsm_tagged: object, strategy: str
     _check_rows(sel, gsm_tagged)
     assert out.column_names[: len(gsm_tagged.column_names)] == gsm_tagged.column_names
     assert sel.manifest["strategy"] == strategy and len(sel.manifest["ids"]) == 25
+
+
+# ---- quality=: an array, a .npy or a field; bad inputs -----------------------------------------
+def test_quality_array_npy_and_field_agree(gsm_tagged: object, tmp_path: Path) -> None:
+    n = len(gsm_tagged)
+    q = np.asarray(gsm_tagged["score"])
+    np.save(tmp_path / "q.npy", q)
+    emb = _emb(n, 3)
+    kw: dict[str, object] = {"size": 30, "level": 0.7, "embeddings": emb, "topics": 6}
+    picks = {}
+    for name, given in (("array", q), ("npy", tmp_path / "q.npy"), ("field", "score")):
+        sel = tritondiv.select(gsm_tagged, "deita", quality=given, **kw)
+        picks[name] = sel.indices.tolist()
+        man = sel.manifest
+        assert man["quality"]["sha256"] == picks.get("sha", man["quality"]["sha256"])
+        picks["sha"] = man["quality"]["sha256"]
+        assert "score" not in json.dumps(man["quality"]) or name == "field"
+    assert picks["array"] == picks["npy"] == picks["field"]
+    assert select_from(gsm_tagged, "deita", quality=q, **kw).manifest["options"]["quality"] is None
+    level0 = tritondiv.select(gsm_tagged, "deita", quality=q, **{**kw, "level": 0.0})
+    assert level0.indices.tolist() == np.argsort(-q, kind="stable")[:30].tolist()
+
+
+def test_bad_quality_inputs_name_the_argument(gsm_tagged: object, tmp_path: Path) -> None:
+    n = len(gsm_tagged)
+    kw: dict[str, object] = {"size": 10, "embeddings": _emb(n, 3), "topics": 6}
+    with pytest.raises(ValueError, match=r"quality: 299 scores .* pool of 300 samples"):
+        select_from(gsm_tagged, "deita", quality=np.ones(n - 1), **kw)
+    bad = np.ones(n)
+    bad[7] = np.nan
+    with pytest.raises(ValueError, match=r"quality: 1 scores are NaN or inf \(first: sample 7\)"):
+        select_from(gsm_tagged, "deita", quality=bad, **kw)
+    missing = tmp_path / "nope.npy"
+    with pytest.raises(FileNotFoundError, match=rf"quality \(--quality\) {missing}: no such file"):
+        select_from(gsm_tagged, "deita", quality=missing, **kw)
+    np.save(tmp_path / "short.npy", np.ones(3))
+    with pytest.raises(ValueError, match=r"short\.npy: 3 scores"):
+        select_from(gsm_tagged, "deita", quality=tmp_path / "short.npy", **kw)
+    with pytest.raises(ValueError, match=r"field 'stars'.*missing in 300 of 300"):
+        select_from(gsm_tagged, "deita", quality="stars", **kw)
+    with pytest.raises(TypeError, match="field 'question': its values are not all numbers"):
+        select_from(gsm_tagged, "deita", quality="question", **kw)
+    with pytest.raises(TypeError, match="quality: expected one score per pool sample"):
+        select_from(gsm_tagged, "deita", quality=1.0, **kw)
+    with pytest.raises(ValueError, match=r"kcenter does not use quality.*deita"):
+        select_from(gsm_tagged, "kcenter", quality=np.ones(n), **kw)
+
+
+# ---- users' own inputs through the CLI and the API ---------------------------------------------
+def test_quality_and_graph_through_the_cli(
+    gsm_tagged: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import scipy.sparse as sp
+
+    from tritondiv.cli import main
+    from tritondiv.dataset import read_manifest
+
+    n = len(gsm_tagged)
+    pool_file = tmp_path / "pool.jsonl"
+    gsm_tagged.to_json(pool_file, lines=True)
+    emb, q = _emb(n, 5), np.asarray(gsm_tagged["score"])
+    np.save(tmp_path / "e.npy", emb)
+    np.save(tmp_path / "q.npy", q)
+    rng = np.random.default_rng(0)
+    G = sp.random(n, n, density=0.05, random_state=rng, format="csr")
+    sp.save_npz(tmp_path / "g.npz", (G + G.T).tocsr())
+    base = [
+        "select", str(pool_file), "--size", "20", "--no-metrics", "--no-progress",
+        "--embeddings-response", str(tmp_path / "e.npy"), "--topics", "6",
+    ]  # fmt: skip
+    runs = {
+        "deita": ["--strategy", "deita", "--level", "1", "--quality", str(tmp_path / "q.npy")],
+        "deita-field": ["--strategy", "deita", "--level", "1", "--quality", "score"],
+        "fl": ["--strategy", "facility-location", "--level", "1", "--graph", str(tmp_path / "g.npz")],
+        "fl-q": [
+            "--strategy", "facility-location", "--level", "1", "--graph",
+            str(tmp_path / "g.npz"), "--quality", "score",
+        ],
+    }  # fmt: skip
+    mans = {}
+    for name, extra in runs.items():
+        assert main([*base, *extra, "--out", str(tmp_path / name)]) == 0, capsys.readouterr().err
+        mans[name] = read_manifest(tmp_path / name)
+    assert mans["deita"]["ids"] == mans["deita-field"]["ids"]
+    # (the field went through JSON with 10 digits: same order, other bytes than q.npy)
+    assert mans["deita-field"]["quality"]["sha256"] == mans["fl-q"]["quality"]["sha256"]
+    assert mans["deita"]["options"]["quality"] == str(tmp_path / "q.npy")
+    api = select_from(gsm_tagged, "deita", size=20, embeddings=emb, quality=q, topics=6, level=1.0)
+    assert api.indices.tolist() == mans["deita"]["indices"]
+    fl = select_from(
+        gsm_tagged, "facility-location", size=20, embeddings=emb, topics=6, graph=tmp_path / "g.npz"
+    )
+    assert fl.indices.tolist() == mans["fl"]["indices"] != mans["fl-q"]["indices"]
+    assert mans["fl"]["options"]["graph"] == str(tmp_path / "g.npz")
+    assert main([*base, *runs["deita"][:4], "--out", str(tmp_path / "x")]) == 2
+    assert "deita needs quality scores" in capsys.readouterr().err
+
+
+def test_a_loaded_tokenizer_object(gsm: object) -> None:
+    from tritondiv.tokens import load_tokenizer
+
+    by_name = select_from(gsm, "response-micro", size=20, lo=2, hi=200, tokenizer="whitespace")
+    tok = load_tokenizer("whitespace")
+    by_obj = select_from(gsm, "response-micro", size=20, lo=2, hi=200, tokenizer=tok)
+    assert by_obj.indices.tolist() == by_name.indices.tolist()
+    assert by_obj.manifest["tokenizer"]["name"] == "whitespace"
+    with pytest.raises(TypeError, match="tokenizer"):
+        select_from(gsm, "response-micro", size=20, tokenizer=3)

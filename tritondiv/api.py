@@ -201,14 +201,14 @@ def _run(
     pool = _load(data, loader)
     if size < 1 or size > len(pool):
         raise ValueError(f"size must lie in [1, {len(pool)}] (the pool's samples), got {size}")
-    component = spec.resolve(FeatureOptions(**opts))[0]
-    arrays = _embedding_arrays(embeddings, component, opts, len(pool))
-    scores = _quality(quality, opts)
     tokenizer = opts.get("tokenizer")
     if tokenizer is not None and not isinstance(tokenizer, (str, Path)):
         del opts["tokenizer"]  # a loaded tokenizer object: set on the features below
     else:
         tokenizer = None
+    component = spec.resolve(FeatureOptions(**opts))[0]
+    arrays = _embedding_arrays(embeddings, component, opts, len(pool))
+    scores = _quality(quality, opts)
     features = Features(pool, FeatureOptions(**opts), seed=seed)
     if tokenizer is not None:
         from tritondiv.tokens import load_tokenizer
