@@ -191,6 +191,7 @@ def _run(
     seed: int,
     embeddings: Any,
     quality: Any,
+    incidences: Mapping[str, Any] | None,
     metrics: bool,
     kwargs: dict[str, Any],
 ) -> list[Selected]:
@@ -217,6 +218,8 @@ def _run(
     features._embeddings.update(arrays)  # preset arrays, as embed_pool normalizes a .npy
     if scores is not None:
         features.set_quality(scores, "quality")
+    for family, incidence in (incidences or {}).items():
+        features.set_incidence(family, incidence)  # checked there: family, rows, type
     features.quality()  # a bad path, field or array fails here, before any feature work
     sels = run_strategy(strategy, features, int(size), list(levels), seed)
     info = _pool_info(pool, data, loader)
@@ -241,6 +244,7 @@ def select_from(
     seed: int = 0,
     embeddings: Any = None,
     quality: Any = None,
+    incidences: Mapping[str, Any] | None = None,
     metrics: bool = False,
     **options: Any,
 ) -> Selected:
@@ -267,6 +271,10 @@ def select_from(
         them (its walk order); ``facility-location`` and the type strategies (sampler
         greedy) weight their gains by them (then ``>= 0``); other strategies refuse them.
         The manifest records their sha256, not the scores.
+    incidences : dict, optional
+        Your own types: family name (``"response-meso"``, ``"instruction-macro"``, ...) ->
+        a :class:`~tritondiv.Incidence` or a scipy.sparse matrix (rows = pool samples,
+        columns = types); used instead of computing that family.
     metrics : bool
         Compute the diversity metrics into the manifest (slow: embeds both components).
     **options
@@ -281,7 +289,18 @@ def select_from(
         raise TypeError(f"level must be a float, got {level!r}")
     if not 0.0 <= float(level) <= 1.0:
         raise ValueError(f"level must lie in [0, 1], got {level}")
-    (sel,) = _run(data, strategy, [float(level)], size, seed, embeddings, quality, metrics, options)
+    (sel,) = _run(
+        data,
+        strategy,
+        [float(level)],
+        size,
+        seed,
+        embeddings,
+        quality,
+        incidences,
+        metrics,
+        options,
+    )
     return sel
 
 
@@ -294,13 +313,16 @@ def ladder_from(
     seed: int = 0,
     embeddings: Any = None,
     quality: Any = None,
+    incidences: Mapping[str, Any] | None = None,
     metrics: bool = False,
     **options: Any,
 ) -> list[Selected]:
     """One :class:`Selected` per level (``7`` -> ``0, 1/6, ..., 1``), sharing one pruning
     pass; the other arguments as :func:`select_from`."""
     values = parse_levels(levels)
-    out = _run(data, strategy, values, size, seed, embeddings, quality, metrics, options)
+    out = _run(
+        data, strategy, values, size, seed, embeddings, quality, incidences, metrics, options
+    )
     for i, s in enumerate(out):
         s.selection.level_index = i
     return out

@@ -679,6 +679,8 @@ class Features:
     def incidence(self, family: str) -> Incidence:
         """The incidence of a type family ``<component>-<macro|meso|micro>``."""
         component, level = parse_family(family)
+        if family in self._incidences:  # computed or set: no raw features needed
+            return self._incidences[family]
         stage = f"types-{family}"
         if level == "macro":
             X = self.embeddings(component)
@@ -765,10 +767,7 @@ class Features:
         its pruning and the selections made on it would no longer agree.
         """
         parse_family(family)
-        if not isinstance(incidence, Incidence):
-            raise TypeError(
-                f"set_incidence({family!r}): expected an Incidence, got {type(incidence).__name__}"
-            )
+        incidence = Incidence.coerce(incidence, f"set_incidence({family!r})")  # or scipy.sparse
         if incidence.n_samples != self.n_samples:
             raise ValueError(
                 f"set_incidence({family!r}): the incidence has {incidence.n_samples} samples, "

@@ -482,6 +482,7 @@ class CallableLadder(_types.ModuleType):
         seed: int = 0,
         embeddings: Any = None,
         quality: Any = None,
+        incidences: Any = None,
         metrics: bool = False,
         **options: Any,
     ) -> list[Selected]:
@@ -496,6 +497,7 @@ class CallableLadder(_types.ModuleType):
             seed=seed,
             embeddings=embeddings,
             quality=quality,
+            incidences=incidences,
             metrics=metrics,
             **options,
         )

@@ -1057,6 +1057,7 @@ class CallableSelect(_types.ModuleType):
         seed: int = 0,
         embeddings: _Any = None,
         quality: _Any = None,
+        incidences: _Any = None,
         metrics: bool = False,
         **options: _Any,
     ) -> Selected:
@@ -1071,6 +1072,7 @@ class CallableSelect(_types.ModuleType):
             seed=seed,
             embeddings=embeddings,
             quality=quality,
+            incidences=incidences,
             metrics=metrics,
             **options,
         )
