@@ -68,7 +68,8 @@ def test_parse_levels_and_strategies() -> None:
         with pytest.raises(ValueError, match="level"):
             parse_levels(bad)
     assert parse_strategies("all") == list(TYPE_STRATEGIES)
-    assert parse_strategies("everything") == list(STRATEGIES)
+    assert parse_strategies("everything") == list(TYPE_STRATEGIES + BASELINE_STRATEGIES)
+    assert "deita" in STRATEGIES and parse_strategies("deita,random") == ["deita", "random"]
     assert parse_strategies("random,kcenter,random") == ["random", "kcenter"]
     with pytest.raises(ValueError, match="unknown strategy"):
         parse_strategies("response-nano")
@@ -113,7 +114,7 @@ def test_every_strategy_exact_size_deterministic_and_coverage(mixed: dict) -> No
     n = 300
     a = _features(mixed)
     b = _features(mixed)
-    for name in STRATEGIES:
+    for name in TYPE_STRATEGIES + BASELINE_STRATEGIES:  # deita: test_deita_* (needs quality)
         sels = run_strategy(name, a, n, LEVELS, seed=0)
         # determinism from fresh features (meso: same tags, re-selected; its tag merging
         # embeds every tag with the model, too slow to run twice here)

@@ -767,7 +767,13 @@ class Features:
         its pruning and the selections made on it would no longer agree.
         """
         parse_family(family)
-        incidence = Incidence.coerce(incidence, f"set_incidence({family!r})")  # or scipy.sparse
+        try:
+            incidence = Incidence.coerce(incidence)  # an Incidence, or a scipy.sparse matrix
+        except TypeError:
+            raise TypeError(
+                f"set_incidence({family!r}): expected an Incidence or a scipy.sparse matrix, "
+                f"got {type(incidence).__name__}"
+            ) from None
         if incidence.n_samples != self.n_samples:
             raise ValueError(
                 f"set_incidence({family!r}): the incidence has {incidence.n_samples} samples, "

@@ -61,5 +61,7 @@ def test_the_strategies_take_a_scipy_incidence() -> None:
     assert a.manifest["n_types"] == 30
     with pytest.raises(ValueError, match="the incidence has 3 samples, the pool 120"):
         select_from(rows, "response-meso", incidences={"response-meso": sp.eye(3)}, **kw)
-    with pytest.raises(TypeError, match=r"expected a tritondiv\.Incidence or a scipy"):
+    with pytest.raises(
+        TypeError, match=r"expected an Incidence or a scipy\.sparse matrix, got ndarray"
+    ):
         select_from(rows, "response-meso", incidences={"response-meso": dense}, **kw)
