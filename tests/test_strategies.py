@@ -362,7 +362,9 @@ def _deita_reference(
 ) -> tuple[list[int], float, float]:
     """DEITA's filter in plain Python: walk by descending score (ties: lower row first),
     keep a row unless its cosine to a kept row is > tau, stop at n; the level's tau from
-    the same bisection rule (20 halvings of [-1, 1]; tau >= 1 rejects nothing)."""
+    the same bisection rule (DEITA_STEPS halvings of [-1, 1]; tau >= 1 rejects nothing)."""
+    from tritondiv.strategies import DEITA_STEPS
+
     Xn = X.astype(np.float32)
     Xn = (Xn / np.sqrt((Xn * Xn).sum(axis=1, dtype=np.float32))[:, None]).astype(np.float64)
     order = sorted(range(len(q)), key=lambda i: (-q[i], i))
@@ -382,7 +384,7 @@ def _deita_reference(
         if keep(lo) is not None:
             return lo
         hi = 1.0
-        for _ in range(20):
+        for _ in range(DEITA_STEPS):
             mid = (lo + hi) / 2
             lo, hi = (lo, mid) if keep(mid) is not None else (mid, hi)
         return hi
@@ -426,12 +428,13 @@ def test_deita_equals_a_plain_python_reference(mixed: dict) -> None:
     assert sim.max() <= taus[-1] + 1e-6
     # ... and the smallest such tau that fills n, to the bisection's step
     from tritondiv.select import threshold_filter
+    from tritondiv.strategies import DEITA_STEPS
 
     order = np.argsort(-q, kind="stable")
     assert tau_min == taus[-1]
     threshold_filter(X, n, tau_min, order=order)
     with pytest.raises(ValueError, match="kept only"):
-        threshold_filter(X, n, tau_min - 2**-19, order=order)
+        threshold_filter(X, n, tau_min - 2 / 2**DEITA_STEPS, order=order)
     assert sels[-1].candidates == feats.n_samples
 
 

@@ -664,8 +664,9 @@ def _pick_random(
     return cand[local], {}
 
 
-#: Bisection steps of :func:`deita_tau_min` (the tau found is within 2**-19 of the boundary).
-DEITA_STEPS = 20
+#: Bisection steps of the level-1 ``tau`` of ``deita`` (:func:`_deita_bisect`): the tau
+#: found is within ``2 / 2**DEITA_STEPS`` (1.2e-4) above a tau that does not fill ``n``.
+DEITA_STEPS = 14
 
 
 def _deita_keep(X: np.ndarray, n: int, order: np.ndarray, tau: float) -> np.ndarray | None:
@@ -707,7 +708,9 @@ def deita_filter(
     with a similarity ``> threshold`` to any kept sample), until ``n`` are kept.
     ``tau(level) = 1 - level (1 - tau_min)``: level 0 is ``tau = 1``, the top ``n`` by
     quality; level 1 is ``tau_min``, the smallest tau found by bisection at which the filter
-    still keeps ``n`` (:func:`_deita_bisect` over ``[-1, 1]``). The number kept is not
+    still keeps ``n`` (:func:`_deita_bisect` over ``[-1, 1]``, :data:`DEITA_STEPS` halvings;
+    each step runs the filter, which walks the whole pool when it fails, so level 1 costs
+    about 15 filters and the other levels one more once it is known). The number kept is not
     monotone in ``tau`` in general, so a level whose ``tau`` does not fill ``n`` uses the
     bisection's smallest filling tau above it (``tau_used``).
 
