@@ -336,3 +336,41 @@ def test_a_loaded_tokenizer_object(gsm: object) -> None:
     assert by_obj.manifest["tokenizer"]["name"] == "whitespace"
     with pytest.raises(TypeError, match="tokenizer"):
         select_from(gsm, "response-micro", size=20, tokenizer=3)
+
+
+def test_deita_ladder_through_the_cli_and_stratified(gsm_tagged: object, tmp_path: Path) -> None:
+    from tritondiv.cli import main
+
+    n = len(gsm_tagged)
+    pool_file = tmp_path / "pool.jsonl"
+    gsm_tagged.to_json(pool_file, lines=True)
+    np.save(tmp_path / "e.npy", _emb(n, 6))
+    out = tmp_path / "ladder"
+    argv = [
+        "ladder", str(pool_file), "--size", "20", "--levels", "3", "--strategies",
+        "deita,facility-location", "--quality", "score", "--embeddings-response",
+        str(tmp_path / "e.npy"), "--topics", "6", "--out", str(out), "--no-metrics",
+        "--no-report", "--no-progress",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    index = json.loads((out / "ladder.json").read_text())
+    assert index["options"]["quality"] == "score" and index["status"] == "finished"
+    mans = [json.loads((out / d["path"] / "manifest.json").read_text()) for d in index["datasets"]]
+    deita = [m for m in mans if m["strategy"] == "deita"]
+    taus = [m["tau_used"] for m in deita]
+    assert len(taus) == 3 and taus[0] == 1.0 and taus == sorted(taus, reverse=True)
+    assert all(m["quality"]["use"] == "order" for m in deita)
+    assert all(m["quality"]["use"] == "weights" for m in mans if m["strategy"] != "deita")
+    # stratified by source: each source's quota, each stratum its own filter
+    rows = gsm_tagged.to_list()
+    for i, r in enumerate(rows):
+        r["src"] = "a" if i < 100 else "b"
+    two = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
+    for path, part in zip(two, (rows[:100], rows[100:]), strict=True):
+        path.write_text("".join(json.dumps(r) + "\n" for r in part))
+    sel = select_from(
+        [str(p) for p in two], "deita", size=30, level=1.0, quality="score",
+        embeddings=_emb(n, 6), topics=6, stratify="source",
+    )  # fmt: skip
+    idx = sel.indices
+    assert idx.size == 30 and (idx < 100).sum() == 10 and len(set(idx.tolist())) == 30
