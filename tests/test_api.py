@@ -374,3 +374,23 @@ def test_deita_ladder_through_the_cli_and_stratified(gsm_tagged: object, tmp_pat
     )  # fmt: skip
     idx = sel.indices
     assert idx.size == 30 and (idx < 100).sum() == 10 and len(set(idx.tolist())) == 30
+
+
+def test_the_calls_work_on_a_fresh_import() -> None:
+    """``import tritondiv`` alone: ``tritondiv.select``/``ladder`` import their submodule."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tritondiv\n"
+        "assert 'tritondiv.select' not in sys.modules\n"
+        "print(callable(tritondiv.select), callable(tritondiv.ladder),"
+        " tritondiv.select is sys.modules['tritondiv.select'],"
+        " tritondiv.select.select_types is tritondiv.select_types)\n"
+    )
+    root = str(Path(tritondiv.__file__).resolve().parents[1])
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd="/", capture_output=True, text=True, check=True,
+        env={"PYTHONPATH": root, "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert out.stdout.split() == ["True"] * 4, out.stderr

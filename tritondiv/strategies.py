@@ -387,7 +387,7 @@ def check_quality_use(strategy: Strategy, features: Features) -> np.ndarray | No
     return q
 
 
-def _quality_info(strategy: Strategy, features: Features, idx: np.ndarray) -> dict | None:
+def _quality_info(strategy: Strategy, features: Features, idx: np.ndarray) -> dict[str, Any] | None:
     """What a manifest records about the quality scores (a fingerprint, not the scores)."""
     q = features.quality()
     if q is None:
