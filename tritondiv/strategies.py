@@ -35,7 +35,9 @@ or a numeric field of the records): it walks the candidates by descending qualit
 keeps a sample when its cosine similarity to its nearest kept sample is ``<= tau``, until
 ``n`` are kept. Its level sets ``tau`` instead of the candidate pool (see
 :func:`deita_filter`): level 0 is the top ``n`` by quality, level 1 the most diverse filter
-that still fills ``n``.
+that still fills ``n``. Its candidates are the whole pool at every level (``k = k_max``;
+coverage measured on the component's macro topics, as the baselines'); the manifest
+records the level's ``tau_used``.
 
 Quality scores are also **gain weights** of ``facility-location`` (row ``j`` of the graph,
 what candidate ``j`` covers, is scaled by ``q_j``: ``f(S) = sum_i max_{j in S} q_j G[j, i]``)
