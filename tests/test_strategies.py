@@ -68,7 +68,8 @@ def test_parse_levels_and_strategies() -> None:
         with pytest.raises(ValueError, match="level"):
             parse_levels(bad)
     assert parse_strategies("all") == list(TYPE_STRATEGIES)
-    assert parse_strategies("everything") == list(STRATEGIES)
+    assert parse_strategies("everything") == list(TYPE_STRATEGIES + BASELINE_STRATEGIES)
+    assert "deita" in STRATEGIES and parse_strategies("deita,random") == ["deita", "random"]
     assert parse_strategies("random,kcenter,random") == ["random", "kcenter"]
     with pytest.raises(ValueError, match="unknown strategy"):
         parse_strategies("response-nano")
@@ -113,7 +114,7 @@ def test_every_strategy_exact_size_deterministic_and_coverage(mixed: dict) -> No
     n = 300
     a = _features(mixed)
     b = _features(mixed)
-    for name in STRATEGIES:
+    for name in TYPE_STRATEGIES + BASELINE_STRATEGIES:  # deita: test_deita_* (needs quality)
         sels = run_strategy(name, a, n, LEVELS, seed=0)
         # determinism from fresh features (meso: same tags, re-selected; its tag merging
         # embeds every tag with the model, too slow to run twice here)
@@ -353,3 +354,171 @@ def test_strategies_default_to_the_features_seed(tmp_path: Path) -> None:
     assert all(np.array_equal(x.indices, y.indices) for x, y in zip(a, b, strict=True))
     assert a[0].ids == [f"s{i}" for i in a[0].indices]
     assert a[0].options == opts.to_dict()
+
+
+# ---- quality scores: deita and gain weights --------------------------------------------------
+def _deita_reference(
+    X: np.ndarray, q: np.ndarray, n: int, level: float, tau_min: float | None = None
+) -> tuple[list[int], float, float]:
+    """DEITA's filter in plain Python: walk by descending score (ties: lower row first),
+    keep a row unless its cosine to a kept row is > tau, stop at n; the level's tau from
+    the same bisection rule (DEITA_STEPS halvings of [-1, 1]; tau >= 1 rejects nothing)."""
+    from tritondiv.strategies import DEITA_STEPS
+
+    Xn = X.astype(np.float32)
+    Xn = (Xn / np.sqrt((Xn * Xn).sum(axis=1, dtype=np.float32))[:, None]).astype(np.float64)
+    order = sorted(range(len(q)), key=lambda i: (-q[i], i))
+
+    def keep(tau: float) -> list[int] | None:
+        if tau >= 1.0:
+            return order[:n]
+        kept: list[int] = []
+        for i in order:
+            if not kept or float(np.max(Xn[kept] @ Xn[i])) <= tau:
+                kept.append(i)
+                if len(kept) == n:
+                    return kept
+        return None
+
+    def smallest(lo: float) -> float:
+        if keep(lo) is not None:
+            return lo
+        hi = 1.0
+        for _ in range(DEITA_STEPS):
+            mid = (lo + hi) / 2
+            lo, hi = (lo, mid) if keep(mid) is not None else (mid, hi)
+        return hi
+
+    if tau_min is None:
+        tau_min = smallest(-1.0)
+    tau = 1.0 - level * (1.0 - tau_min)
+    picks = keep(tau)
+    if picks is None:
+        tau = smallest(tau)
+        picks = keep(tau)
+    assert picks is not None
+    return picks, tau, tau_min
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_deita_equals_a_plain_python_reference(mixed: dict) -> None:
+    feats = _features(mixed)
+    X = feats.embeddings("response")
+    # a score with ties (a tenth of the distinct values) on the real embeddings
+    q = np.random.default_rng(5).integers(0, 300, feats.n_samples).astype(np.float64)
+    feats.set_quality(q)
+    n, levels = 100, [0.0, 0.5, 1.0]
+    sels = run_strategy("deita", feats, n, levels, seed=0)
+    tau_min = None
+    for s, level in zip(sels, levels, strict=True):
+        ref, tau, tau_min = _deita_reference(X, q, n, level, tau_min)
+        assert s.indices.tolist() == ref, level
+        assert s.tau_used == pytest.approx(tau, abs=0)
+        assert s.quality is not None and s.quality["use"] == "order"
+        assert s.quality["mean"] == pytest.approx(q[s.indices].mean())
+    # level 0: the top n by quality (ties: lower row first)
+    assert sels[0].indices.tolist() == np.argsort(-q, kind="stable")[:n].tolist()
+    taus = [s.tau_used for s in sels]
+    assert taus[0] == 1.0 and taus == sorted(taus, reverse=True) and taus[-1] < 1.0
+    # the level-1 filter is diverse: no two kept samples more similar than its tau
+    last = X[sels[-1].indices].astype(np.float64)
+    sim = last @ last.T
+    np.fill_diagonal(sim, -1)
+    assert sim.max() <= taus[-1] + 1e-6
+    # ... and the smallest such tau that fills n, to the bisection's step
+    from tritondiv.select import threshold_filter
+    from tritondiv.strategies import DEITA_STEPS
+
+    order = np.argsort(-q, kind="stable")
+    assert tau_min == taus[-1]
+    threshold_filter(X, n, tau_min, order=order)
+    with pytest.raises(ValueError, match="kept only"):
+        threshold_filter(X, n, tau_min - 2 / 2**DEITA_STEPS, order=order)
+    assert sels[-1].candidates == feats.n_samples
+
+
+def _facility_reference(G: object, n: int) -> list[int]:
+    """Plain greedy facility location, f(S) = sum_i max_{j in S} G[j, i], ties lowest j."""
+    W = G.toarray().astype(np.float64)
+    cur = np.zeros(W.shape[1])
+    picks: list[int] = []
+    for _ in range(n):
+        gains = np.maximum(W - cur[None, :], 0).sum(axis=1)
+        gains[picks] = -1
+        j = int(np.argmax(gains))
+        picks.append(j)
+        cur = np.maximum(cur, W[j])
+    return picks
+
+
+@pytest.mark.shared_data
+def test_quality_weights_change_facility_location_as_a_numpy_reference(mixed: dict) -> None:
+    import scipy.sparse as sp
+
+    from tritondiv.pool import load_pool
+
+    pool = load_pool(mixed["pool"]).subset(np.arange(0, 3000, 3))  # 1,000 real samples
+    X = np.load(mixed["emb"]["response"])[::3][:1000]
+    q = np.random.default_rng(9).random(len(pool))
+    opts = dict(topics=10, progress=False)
+    sel = {}
+    for name, scores in (("plain", None), ("weighted", q)):
+        from tritondiv.api import select_from
+
+        sel[name] = select_from(
+            pool, "facility-location", size=40, level=1.0, embeddings=X, quality=scores, **opts
+        )
+    feats = Features(pool, FeatureOptions(**opts))
+    feats._embeddings["response"] = sel["plain"].pool is pool and _unit(X)
+    G = feats.knn("response")
+    assert sel["plain"].indices.tolist() == _facility_reference(G, 40)
+    weighted = (sp.diags(q) @ G).tocsr()  # row j (what j covers) scaled by q_j
+    assert sel["weighted"].indices.tolist() == _facility_reference(weighted, 40)
+    assert sel["weighted"].indices.tolist() != sel["plain"].indices.tolist()
+    assert q[sel["weighted"].indices].mean() > q[sel["plain"].indices].mean()
+    man = sel["weighted"].manifest
+    assert man["quality"]["use"] == "weights" and man["quality"]["source"] == "array"
+    assert "quality" not in sel["plain"].manifest
+
+
+def _unit(X: np.ndarray) -> np.ndarray:
+    out = np.array(X, dtype=np.float32)
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+@pytest.mark.shared_data
+def test_quality_weights_of_the_type_strategies_are_the_engines(mixed: dict) -> None:
+    from tritondiv.select import select_types
+
+    feats = _features(mixed, lo=2, hi=2000)
+    q = np.random.default_rng(2).random(feats.n_samples)
+    feats.set_quality(q)
+    (s,) = run_strategy("response-micro", feats, 100, [0.5], seed=0)
+    inc = feats.incidence("response-micro")
+    rows = np.flatnonzero(inc.row_lengths() > 0)  # typeless=exclude
+    ref = select_types(inc.subset(rows), 100, 0.5, weights=q[rows], seed=0)
+    assert s.indices.tolist() == rows[ref.indices].tolist()
+    plain = run_strategy("response-micro", _features(mixed, lo=2, hi=2000), 100, [0.5], seed=0)
+    assert s.indices.tolist() != plain[0].indices.tolist()
+    assert s.quality is not None and s.quality["use"] == "weights"
+
+
+@pytest.mark.shared_data
+def test_quality_refused_or_required_with_a_clear_error(mixed: dict) -> None:
+    feats = _features(mixed)
+    with pytest.raises(ValueError, match=r"deita needs quality scores.*--quality"):
+        run_strategy("deita", feats, 10, [1.0])
+    feats.set_quality(np.ones(feats.n_samples))
+    for name in ("kcenter", "threshold", "random"):
+        with pytest.raises(ValueError, match=rf"{name} does not use quality.*deita.*facility"):
+            run_strategy(name, feats, 10, [1.0])
+    uniform = _features(mixed, sampler="uniform")
+    uniform.set_quality(np.ones(uniform.n_samples))
+    with pytest.raises(ValueError, match="sampler='uniform' does not use quality"):
+        run_strategy("response-micro", uniform, 10, [1.0])
+    neg = _features(mixed)
+    neg.set_quality(-np.ones(neg.n_samples))
+    with pytest.raises(ValueError, match=r"must\s+then be >= 0 \(the smallest is -1\)"):
+        run_strategy("facility-location", neg, 10, [1.0])
+    assert len(run_strategy("deita", neg, 10, [1.0])[0].indices) == 10  # an order: any sign

@@ -3,6 +3,11 @@
 Data flows one way: pool -> features -> types (a sample->type incidence) -> C++ selection
 -> datasets + manifest -> metrics/report -> SFT. The public API is listed in ``__all__``;
 names are imported lazily so ``import tritondiv`` stays cheap (no torch import).
+
+The high-level entry points are ``tritondiv.select(data, strategy, level=..., size=...)``
+and ``tritondiv.ladder(data, strategy, levels=..., size=...)`` (also named
+:func:`select_from` / :func:`ladder_from`): the submodules :mod:`tritondiv.select` and
+:mod:`tritondiv.ladder` are modules that can be called.
 """
 
 from __future__ import annotations
@@ -64,10 +69,15 @@ _EXPORTS: dict[str, str] = {
     "ladder_from": "tritondiv.api",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+#: callable submodules: ``tritondiv.select(...)`` is ``select_from``, ``ladder(...)`` ``ladder_from``
+_CALLABLE_MODULES = ("ladder", "select")
+
+__all__ = ["__version__", *sorted([*_EXPORTS, *_CALLABLE_MODULES])]
 
 
 def __getattr__(name: str) -> Any:
+    if name in _CALLABLE_MODULES:  # the submodule (importing it binds the attribute)
+        return importlib.import_module(f"tritondiv.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'tritondiv' has no attribute {name!r}")
@@ -83,6 +93,12 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from tritondiv._runtime import env_info, num_threads, openmp_enabled, set_num_threads
     from tritondiv.api import ladder_from, select_from
+    from tritondiv.ladder import CallableLadder
+    from tritondiv.select import CallableSelect
+
+    #: the callable submodules, typed as such (their members: ``from tritondiv.select import``)
+    select: CallableSelect
+    ladder: CallableLadder
     from tritondiv.dataset import read_dataset, read_ladder
     from tritondiv.incidence import Incidence
     from tritondiv.kernels import knn_graph, mean_dissimilarity, nearest, topk

@@ -6,8 +6,10 @@ run the same path as ``tritondiv select`` / :func:`tritondiv.ladder.select_datas
 without writing anything; :meth:`Selected.write` writes the dataset folder and
 :meth:`Selected.to_dataset` gives the chosen rows as a ``datasets.Dataset``.
 
-(The names are not ``tritondiv.select``: that is the selection engine's submodule, and
-importing it rebinds the package attribute ``select`` to the module.)
+They are also ``tritondiv.select(...)`` and ``tritondiv.ladder(...)``: the submodules
+:mod:`tritondiv.select` (the engine) and :mod:`tritondiv.ladder` are callable modules whose
+call is :func:`select_from` / :func:`ladder_from` (``from tritondiv.select import
+select_types`` is unchanged).
 """
 
 from __future__ import annotations
@@ -165,6 +167,22 @@ def _embedding_arrays(
     return arrays
 
 
+def _quality(quality: Any, options: dict[str, Any]) -> Any:
+    """A path or field name goes into ``options`` (``quality``); an array is returned (set
+    on the features, checked there)."""
+    if quality is None:
+        return None
+    if isinstance(quality, (str, Path)):
+        options["quality"] = str(quality)
+        return None
+    if isinstance(quality, (bool, int, float)):
+        raise TypeError(
+            f"quality: expected one score per pool sample (array), a .npy path or a field "
+            f"name, got {type(quality).__name__}"
+        )
+    return quality
+
+
 def _run(
     data: Any,
     strategy: str,
@@ -172,6 +190,8 @@ def _run(
     size: int,
     seed: int,
     embeddings: Any,
+    quality: Any,
+    incidences: Mapping[str, Any] | None,
     metrics: bool,
     kwargs: dict[str, Any],
 ) -> list[Selected]:
@@ -182,10 +202,25 @@ def _run(
     pool = _load(data, loader)
     if size < 1 or size > len(pool):
         raise ValueError(f"size must lie in [1, {len(pool)}] (the pool's samples), got {size}")
+    tokenizer = opts.get("tokenizer")
+    if tokenizer is not None and not isinstance(tokenizer, (str, Path)):
+        del opts["tokenizer"]  # a loaded tokenizer object: set on the features below
+    else:
+        tokenizer = None
     component = spec.resolve(FeatureOptions(**opts))[0]
     arrays = _embedding_arrays(embeddings, component, opts, len(pool))
+    scores = _quality(quality, opts)
     features = Features(pool, FeatureOptions(**opts), seed=seed)
+    if tokenizer is not None:
+        from tritondiv.tokens import load_tokenizer
+
+        features._tokenizer.append(load_tokenizer(tokenizer))  # its identity: the manifest's
     features._embeddings.update(arrays)  # preset arrays, as embed_pool normalizes a .npy
+    if scores is not None:
+        features.set_quality(scores, "quality")
+    for family, incidence in (incidences or {}).items():
+        features.set_incidence(family, incidence)  # checked there: family, rows, type
+    features.quality()  # a bad path, field or array fails here, before any feature work
     sels = run_strategy(strategy, features, int(size), list(levels), seed)
     info = _pool_info(pool, data, loader)
     out = []
@@ -208,6 +243,8 @@ def select_from(
     level: float = 1.0,
     seed: int = 0,
     embeddings: Any = None,
+    quality: Any = None,
+    incidences: Mapping[str, Any] | None = None,
     metrics: bool = False,
     **options: Any,
 ) -> Selected:
@@ -228,18 +265,42 @@ def select_from(
     embeddings : array, path, or dict of them per component, optional
         Precomputed embeddings (one row per pool sample); one array or path is for the
         strategy's component.
+    quality : array, path or str, optional
+        Per-sample quality scores (one finite float per pool sample, pool order): an array,
+        a ``.npy`` path, or the name of a numeric field of the records. ``deita`` needs
+        them (its walk order); ``facility-location`` and the type strategies (sampler
+        greedy) weight their gains by them (then ``>= 0``); other strategies refuse them.
+        The manifest records their sha256, not the scores.
+    incidences : dict, optional
+        Your own types: family name (``"response-meso"``, ``"instruction-macro"``, ...) ->
+        a :class:`~tritondiv.Incidence` or a scipy.sparse matrix (rows = pool samples,
+        columns = types); used instead of computing that family.
     metrics : bool
         Compute the diversity metrics into the manifest (slow: embeds both components).
     **options
         :func:`tritondiv.load_pool` keywords (``instruction``, ``response``, ``id``,
         ``split``, ``format``, ...) and :class:`~tritondiv.feature_store.FeatureOptions`
         fields (``tokenizer``, ``graph``, ``lo``, ``hi``, ...); other names are a TypeError.
+        ``tokenizer`` may also be a loaded tokenizer (``tokenizers.Tokenizer``, a fast
+        ``transformers`` tokenizer; :func:`tritondiv.load_tokenizer`); the manifest records
+        its identity (:func:`tritondiv.tokenizer_identity`).
     """
     if isinstance(level, bool) or not isinstance(level, (int, float, np.number)):
         raise TypeError(f"level must be a float, got {level!r}")
     if not 0.0 <= float(level) <= 1.0:
         raise ValueError(f"level must lie in [0, 1], got {level}")
-    (sel,) = _run(data, strategy, [float(level)], size, seed, embeddings, metrics, options)
+    (sel,) = _run(
+        data,
+        strategy,
+        [float(level)],
+        size,
+        seed,
+        embeddings,
+        quality,
+        incidences,
+        metrics,
+        options,
+    )
     return sel
 
 
@@ -251,13 +312,17 @@ def ladder_from(
     levels: int | str | Sequence[float] = 7,
     seed: int = 0,
     embeddings: Any = None,
+    quality: Any = None,
+    incidences: Mapping[str, Any] | None = None,
     metrics: bool = False,
     **options: Any,
 ) -> list[Selected]:
     """One :class:`Selected` per level (``7`` -> ``0, 1/6, ..., 1``), sharing one pruning
     pass; the other arguments as :func:`select_from`."""
     values = parse_levels(levels)
-    out = _run(data, strategy, values, size, seed, embeddings, metrics, options)
+    out = _run(
+        data, strategy, values, size, seed, embeddings, quality, incidences, metrics, options
+    )
     for i, s in enumerate(out):
         s.selection.level_index = i
     return out

@@ -50,7 +50,9 @@ __all__ = [
     "TYPELESS_RULES",
     "FeatureOptions",
     "Features",
+    "check_quality",
     "load_graph",
+    "load_quality",
     "make_tagger",
     "parse_length_band",
 ]
@@ -189,6 +191,14 @@ class FeatureOptions:
         choices=STRATIFY,
     )
     tau: float = _opt(0.9, "cosine threshold of the threshold baseline", type=float)
+    quality: str | None = _opt(
+        None,
+        "per-sample quality scores (DEITA's score, then diversity): a .npy of one finite float "
+        "per pool sample, or the name of a numeric field of the pool's records; the deita "
+        "strategy walks the samples by descending quality, facility-location and the type "
+        "strategies (sampler greedy) weight their gains by it (scores must then be >= 0)",
+        metavar="NPY|FIELD",
+    )
     g: str = _opt("log1p", "concave function of the balanced greedy", choices=G_FUNCTIONS)
     cache: bool = _opt(
         True,
@@ -386,6 +396,7 @@ _NORMALIZE: dict[str, Callable[[Any], Any]] = {
     "length_band": _length_band,
     "stratify": _optional_choice("stratify", STRATIFY),
     "tau": _tau,
+    "quality": _optional_path("quality"),
     "g": _choice("g", G_FUNCTIONS),
     "cache": _boolean("cache", optional=False),
     "progress": _boolean("progress", optional=True),
@@ -449,6 +460,56 @@ def load_graph(path: str | Path, n_samples: int) -> Any:
     return G
 
 
+def check_quality(values: Any, n_samples: int, what: str = "quality") -> np.ndarray:
+    """``float64[n_samples]`` quality scores from an array-like, checked: 1-D, one finite
+    number per pool sample (``what`` names the argument or file in the errors)."""
+    try:
+        q = np.array(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{what}: expected one number per pool sample, got {type(values).__name__}"
+        ) from None
+    if q.ndim != 1 or q.size != n_samples:
+        raise ValueError(
+            f"{what}: {q.size} scores of shape {q.shape} for a pool of {n_samples} samples; "
+            "pass one score per pool sample, in pool order"
+        )
+    bad = np.flatnonzero(~np.isfinite(q))
+    if bad.size:
+        raise ValueError(
+            f"{what}: {bad.size} scores are NaN or inf (first: sample {int(bad[0])}); pass "
+            "finite scores"
+        )
+    return q
+
+
+def load_quality(spec: str | Path, pool: Any) -> np.ndarray:
+    """The option ``quality``: a ``.npy`` file (one score per pool sample) or the name of a
+    numeric field of every record (:meth:`tritondiv.pool.Pool.column`), checked."""
+    p = Path(spec)
+    if p.suffix == ".npy" or p.is_file():
+        if not p.is_file():
+            raise FileNotFoundError(f"quality (--quality) {p}: no such file")
+        try:
+            values = np.load(p, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise ValueError(f"quality (--quality) {p}: not a .npy array: {exc}") from None
+        return check_quality(values, len(pool), f"quality (--quality) {p}")
+    column = getattr(pool, "column", None)
+    if column is None:
+        raise ValueError(
+            f"quality (--quality) {spec!r}: not a .npy file, and this pool "
+            f"({type(pool).__name__}) has no record fields; pass a .npy path or an array"
+        )
+    values = column(str(spec))
+    try:
+        return check_quality(values, len(pool), f"quality (--quality) field {str(spec)!r}")
+    except TypeError:
+        raise TypeError(
+            f"quality (--quality) field {str(spec)!r}: its values are not all numbers"
+        ) from None
+
+
 def _check_component(component: str) -> None:
     if component not in COMPONENTS:
         raise ValueError(f"component must be one of {COMPONENTS}, got {component!r}")
@@ -484,6 +545,7 @@ class Features:
         self._prunings: dict[str, Any] = {}
         self._knn: dict[str, Any] = {}
         self._tokenizer_id: list[dict[str, Any]] = []
+        self._quality: list[np.ndarray | None] = []
 
     @property
     def n_samples(self) -> int:
@@ -617,6 +679,8 @@ class Features:
     def incidence(self, family: str) -> Incidence:
         """The incidence of a type family ``<component>-<macro|meso|micro>``."""
         component, level = parse_family(family)
+        if family in self._incidences:  # computed or set: no raw features needed
+            return self._incidences[family]
         stage = f"types-{family}"
         if level == "macro":
             X = self.embeddings(component)
@@ -703,10 +767,13 @@ class Features:
         its pruning and the selections made on it would no longer agree.
         """
         parse_family(family)
-        if not isinstance(incidence, Incidence):
+        try:
+            incidence = Incidence.coerce(incidence)  # an Incidence, or a scipy.sparse matrix
+        except TypeError:
             raise TypeError(
-                f"set_incidence({family!r}): expected an Incidence, got {type(incidence).__name__}"
-            )
+                f"set_incidence({family!r}): expected an Incidence or a scipy.sparse matrix, "
+                f"got {type(incidence).__name__}"
+            ) from None
         if incidence.n_samples != self.n_samples:
             raise ValueError(
                 f"set_incidence({family!r}): the incidence has {incidence.n_samples} samples, "
@@ -715,3 +782,17 @@ class Features:
         if family in self._incidences:
             raise ValueError(f"set_incidence({family!r}): the family's types are computed already")
         self._incidences[family] = incidence
+
+    def quality(self) -> np.ndarray | None:
+        """``float64[N]`` per-sample quality scores (the option ``quality``, or the array
+        given to :meth:`set_quality`), loaded and checked once; ``None`` when not given."""
+        if not self._quality:
+            spec = self.options.quality
+            self._quality.append(None if spec is None else load_quality(spec, self.pool))
+        return self._quality[0]
+
+    def set_quality(self, values: Any, what: str = "quality") -> None:
+        """Use ``values`` (one finite score per pool sample) as the quality scores."""
+        if self.options.quality is not None or (self._quality and self._quality[0] is not None):
+            raise ValueError("set_quality: the quality scores are set already; pass them once")
+        self._quality[:] = [check_quality(values, self.n_samples, what)]

@@ -460,3 +460,50 @@ def _run_ladder(
         index["timings"]["report"] = round(timings["report"], 4)
         write_json_atomic(index_path, jsonable(index))
     return index
+
+
+# ---- ``tritondiv.ladder(...)``: this module is also the high-level call ------------------
+import sys as _sys  # noqa: E402
+import types as _types  # noqa: E402
+from typing import TYPE_CHECKING as _TYPE_CHECKING  # noqa: E402
+
+if _TYPE_CHECKING:  # pragma: no cover
+    from tritondiv.api import Selected
+
+
+class CallableLadder(_types.ModuleType):
+    """The type of :mod:`tritondiv.ladder`: the ladder's module, callable as
+    :func:`tritondiv.api.ladder_from` (``tritondiv.ladder(data, strategy, size=...)``)."""
+
+    def __call__(
+        self,
+        data: Any,
+        strategy: str,
+        *,
+        size: int,
+        levels: int | str | Sequence[float] = 7,
+        seed: int = 0,
+        embeddings: Any = None,
+        quality: Any = None,
+        incidences: Any = None,
+        metrics: bool = False,
+        **options: Any,
+    ) -> list[Selected]:
+        """:func:`tritondiv.api.ladder_from`: one selection per level, one pruning pass."""
+        from tritondiv.api import ladder_from
+
+        return ladder_from(
+            data,
+            strategy,
+            size=size,
+            levels=levels,
+            seed=seed,
+            embeddings=embeddings,
+            quality=quality,
+            incidences=incidences,
+            metrics=metrics,
+            **options,
+        )
+
+
+_sys.modules[__name__].__class__ = CallableLadder

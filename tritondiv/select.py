@@ -1032,3 +1032,50 @@ def uniform_types_ladder(
 
 
 __all__ += ["uniform_types", "uniform_types_ladder"]
+
+
+# ---- ``tritondiv.select(...)``: this module is also the high-level call ------------------
+import types as _types  # noqa: E402
+from typing import TYPE_CHECKING as _TYPE_CHECKING  # noqa: E402
+from typing import Any as _Any  # noqa: E402
+
+if _TYPE_CHECKING:  # pragma: no cover
+    from tritondiv.api import Selected
+
+
+class CallableSelect(_types.ModuleType):
+    """The type of :mod:`tritondiv.select`: the engine's module, callable as
+    :func:`tritondiv.api.select_from` (``tritondiv.select(data, strategy, size=...)``)."""
+
+    def __call__(
+        self,
+        data: _Any,
+        strategy: str,
+        *,
+        size: int,
+        level: float = 1.0,
+        seed: int = 0,
+        embeddings: _Any = None,
+        quality: _Any = None,
+        incidences: _Any = None,
+        metrics: bool = False,
+        **options: _Any,
+    ) -> Selected:
+        """:func:`tritondiv.api.select_from`: ``size`` samples of ``data`` at ``level``."""
+        from tritondiv.api import select_from
+
+        return select_from(
+            data,
+            strategy,
+            size=size,
+            level=level,
+            seed=seed,
+            embeddings=embeddings,
+            quality=quality,
+            incidences=incidences,
+            metrics=metrics,
+            **options,
+        )
+
+
+sys.modules[__name__].__class__ = CallableSelect

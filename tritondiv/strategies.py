@@ -29,6 +29,24 @@ strategies — it is not guaranteed to be non-decreasing in ``p``).
   until ``n`` pass (the manifest records ``tau_used``).
 - ``random``: a seeded uniform sample of the candidates.
 
+One **quality strategy**, ``deita`` (DEITA's score-first, diversity-aware selection, Liu et
+al. 2024), needs per-sample quality scores (the option ``quality``: an array, a ``.npy``
+or a numeric field of the records): it walks the candidates by descending quality and
+keeps a sample when its cosine similarity to its nearest kept sample is ``<= tau``, until
+``n`` are kept. Its level sets ``tau`` instead of the candidate pool (see
+:func:`deita_filter`): level 0 is the top ``n`` by quality, level 1 the most diverse filter
+that still fills ``n``. Its candidates are the whole pool at every level (``k = k_max``;
+coverage measured on the component's macro topics, as the baselines'); the manifest
+records the level's ``tau_used``.
+
+Quality scores are also **gain weights** of ``facility-location`` (row ``j`` of the graph,
+what candidate ``j`` covers, is scaled by ``q_j``: ``f(S) = sum_i max_{j in S} q_j G[j, i]``)
+and of the type strategies with ``sampler="greedy"`` (the balanced greedy's gain of each
+sample is multiplied by its score, :func:`tritondiv.select.balanced_greedy`); weights must
+be ``>= 0``. The other strategies refuse quality scores (a ValueError naming those that
+accept them). A manifest records the scores' use and fingerprint (``quality``: use, source,
+sha256 of the float64 scores, pool and dataset mean), never the scores.
+
 The paper's protocol, as options (:class:`FeatureOptions`, each recorded in the manifests):
 
 - **Levels**: the paper's 7, ``p = 0, 1/6, ..., 1`` (:func:`parse_levels` of ``7``); each
@@ -71,6 +89,7 @@ from tritondiv.sampling import (
 __all__ = [
     "BASELINE_STRATEGIES",
     "COMPONENTS",
+    "QUALITY_STRATEGIES",
     "REGISTRY",
     "STRATEGIES",
     "TYPE_STRATEGIES",
@@ -78,6 +97,9 @@ __all__ = [
     "Features",
     "Selection",
     "Strategy",
+    "check_quality_use",
+    "deita",
+    "deita_filter",
     "facility_location",
     "get_strategy",
     "instruction_macro",
@@ -100,7 +122,9 @@ __all__ = [
 
 TYPE_STRATEGIES: tuple[str, ...] = TYPE_FAMILIES
 BASELINE_STRATEGIES: tuple[str, ...] = ("kcenter", "facility-location", "threshold", "random")
-STRATEGIES: tuple[str, ...] = TYPE_STRATEGIES + BASELINE_STRATEGIES
+#: Strategies that need quality scores (the option ``quality``).
+QUALITY_STRATEGIES: tuple[str, ...] = ("deita",)
+STRATEGIES: tuple[str, ...] = TYPE_STRATEGIES + BASELINE_STRATEGIES + QUALITY_STRATEGIES
 
 # Selection fields left out of a manifest when they do not apply (None).
 _OPTIONAL_FIELDS = (
@@ -117,6 +141,7 @@ _OPTIONAL_FIELDS = (
     "tokenizer",
     "sources",
     "mean_response_tokens",
+    "quality",
     "timings",
 )
 
@@ -170,6 +195,8 @@ class Selection:
     sources: dict[str, int] | None = None
     #: mean response length in micro-tokenizer tokens
     mean_response_tokens: float | None = None
+    #: quality scores: their use (order or weights), source, sha256, pool and dataset mean
+    quality: dict[str, Any] | None = None
     metrics: dict[str, Any] | None = None
     timings: dict[str, float] | None = None
 
@@ -247,14 +274,18 @@ def parse_levels(levels: int | str | Sequence[float]) -> list[float]:
 
 
 def parse_strategies(spec: str | Sequence[str]) -> list[str]:
-    """``all`` (the six type strategies), ``baselines``, ``everything`` or a comma list."""
+    """``all`` (the six type strategies), ``baselines``, ``everything`` or a comma list.
+
+    ``everything`` is every strategy that runs without quality scores (the type strategies
+    and the baselines); ``deita`` is named explicitly (it needs the option ``quality``).
+    """
     if isinstance(spec, str):
         if spec == "all":
             return list(TYPE_STRATEGIES)
         if spec == "baselines":
             return list(BASELINE_STRATEGIES)
         if spec == "everything":
-            return list(STRATEGIES)
+            return list(TYPE_STRATEGIES + BASELINE_STRATEGIES)
         names = [s.strip() for s in spec.split(",") if s.strip()]
     else:
         names = list(spec)
@@ -270,6 +301,15 @@ def parse_strategies(spec: str | Sequence[str]) -> list[str]:
 # ---- the registry ---------------------------------------------------------------------
 #: ``pick(features, candidates, n, seed) -> (indices, info)`` of an embedding baseline.
 Pick = Callable[[Features, np.ndarray, int, int], tuple[np.ndarray, dict[str, Any]]]
+#: ``pick(features, candidates, n, seed, level, memo) -> (indices, info)``: a pick whose
+#: level is its own parameter (the candidates are the whole stratum at every level);
+#: ``memo`` is one dict per stratum, shared by the levels.
+LevelPick = Callable[
+    [Features, np.ndarray, int, int, float, dict[str, Any]], tuple[np.ndarray, dict[str, Any]]
+]
+#: How a strategy uses quality scores: it needs them as its walk order, takes them as
+#: gain weights, or refuses them.
+QUALITY_USES: tuple[str, ...] = ("order", "weights", "none")
 
 
 @dataclass(frozen=True)
@@ -280,7 +320,9 @@ class Strategy:
     the component :attr:`FeatureOptions.component` and measure its macro topics.
     ``pick`` is ``None`` for a type strategy (the engine's balanced greedy,
     :func:`tritondiv.select.select_types_ladder`); a baseline's ``pick`` chooses ``n`` of
-    the candidate pool at each level.
+    the candidate pool at each level. ``level_pick`` (``deita``) chooses ``n`` of the
+    whole candidate stratum with the level as its own parameter. ``quality`` says how it
+    uses quality scores (:data:`QUALITY_USES`).
     """
 
     name: str
@@ -288,6 +330,8 @@ class Strategy:
     component: str | None
     pick: Pick | None
     doc: str = ""
+    level_pick: LevelPick | None = None
+    quality: str = "none"
 
     def resolve(self, options: FeatureOptions) -> tuple[str, str]:
         """``(component, family)`` of this strategy under ``options``."""
@@ -300,9 +344,66 @@ class Strategy:
         """One :class:`Selection` per level (the levels share one pruning pass)."""
         seed = features.seed if seed is None else int(seed)
         levels = [float(p) for p in levels]
-        if self.pick is None:
+        check_quality_use(self, features)
+        if self.pick is None and self.level_pick is None:
             return _run_types(self, features, int(n), levels, seed)
         return _run_baseline(self, features, int(n), levels, seed)
+
+
+def _quality_takers() -> str:
+    order = [s.name for s in REGISTRY.values() if s.quality == "order"]
+    weights = [s.name for s in REGISTRY.values() if s.quality == "weights"]
+    return (
+        f"{', '.join(order)} (walk order) and {', '.join(weights)} (gain weights; the type "
+        "strategies with sampler greedy)"
+    )
+
+
+def check_quality_use(strategy: Strategy, features: Features) -> np.ndarray | None:
+    """The features' quality scores, checked against how ``strategy`` uses them: needed
+    (``deita``), non-negative gain weights, or refused (a ValueError naming the takers)."""
+    q = features.quality()
+    if strategy.quality == "order" and q is None:
+        raise ValueError(
+            f"strategy {strategy.name} needs quality scores: pass quality= (an array, a .npy "
+            "path or a numeric field of the records; --quality NPY|FIELD)"
+        )
+    if q is None:
+        return None
+    weights = strategy.quality == "weights"
+    if weights and features.options.sampler != "greedy" and strategy.pick is None:
+        raise ValueError(
+            f"strategy {strategy.name} with sampler={features.options.sampler!r} does not use "
+            f"quality scores: quality is accepted by {_quality_takers()}"
+        )
+    if strategy.quality == "none":
+        raise ValueError(
+            f"strategy {strategy.name} does not use quality scores: quality is accepted by "
+            f"{_quality_takers()}; drop quality or choose one of them"
+        )
+    if weights and float(q.min()) < 0:
+        raise ValueError(
+            f"strategy {strategy.name} weights its gains by the quality scores, which must "
+            f"then be >= 0 (the smallest is {float(q.min()):g}); shift or rescale them"
+        )
+    return q
+
+
+def _quality_info(strategy: Strategy, features: Features, idx: np.ndarray) -> dict[str, Any] | None:
+    """What a manifest records about the quality scores (a fingerprint, not the scores)."""
+    q = features.quality()
+    if q is None:
+        return None
+    import hashlib
+
+    data = np.ascontiguousarray(q, dtype="<f8").tobytes()
+    return {
+        "use": strategy.quality,
+        "source": "array" if features.options.quality is None else features.options.quality,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "pool_mean": float(q.mean()),
+        "mean": float(q[idx].mean()) if idx.size else 0.0,
+    }
 
 
 def _add_time(features: Features, stage: str, t0: float) -> None:
@@ -353,6 +454,7 @@ def _selection(
         sources=sources,
         mean_response_tokens=float(lengths[idx].mean()) if idx.size else 0.0,
         stratify=combined.stratify,
+        quality=_quality_info(strategy, features, idx),
         **extra,
     )
 
@@ -368,6 +470,7 @@ def _run_types(
     check_candidates(n, cand, inc.n_samples, family)
     strata = source_strata(features, cand, n, seed)
     sampler = features.options.sampler
+    quality = features.quality()
     t0 = time.perf_counter()
     per_stratum: list[list[Part]] = []
     for st in strata:
@@ -386,6 +489,7 @@ def _run_types(
                 st.quota,
                 levels,
                 g=features.options.g,
+                weights=None if quality is None else quality[st.to_pool(np.arange(sub.n_samples))],
                 seed=seed,
                 progress=features.progress,
                 desc=f"select {where}",
@@ -437,21 +541,26 @@ def _merge_info(infos: list[dict[str, Any]]) -> dict[str, Any]:
 def _run_baseline(
     strategy: Strategy, features: Features, n: int, levels: list[float], seed: int
 ) -> list[Selection]:
-    assert strategy.pick is not None
     component, family = strategy.resolve(features.options)
     inc = features.incidence(family)
     cand = candidate_rows(features, family, type_strategy=False)
     check_candidates(n, cand, inc.n_samples, strategy.name)
     strata = source_strata(features, cand, n, seed)
     prunings = [features.pruning(family, st.rows) for st in strata]
+    memos: list[dict[str, Any]] = [{} for _ in strata]
     out = []
     for level in _levels_bar(levels, f"select {strategy.name} ({component})", features.progress):
         parts = []
-        for st, pruning in zip(strata, prunings, strict=True):
-            k = int(pruning.k_at(level, st.quota))
+        for st, pruning, memo in zip(strata, prunings, memos, strict=True):
+            # a level pick sees the whole stratum (S_{k_max}) at every level
+            k = int(pruning.k_max if strategy.level_pick else pruning.k_at(level, st.quota))
             pool_k = st.to_pool(np.sort(np.asarray(pruning.pool(k), dtype=np.int64)))
             t0 = time.perf_counter()
-            idx, info = strategy.pick(features, pool_k, st.quota, seed)
+            if strategy.level_pick is not None:
+                idx, info = strategy.level_pick(features, pool_k, st.quota, seed, level, memo)
+            else:
+                assert strategy.pick is not None
+                idx, info = strategy.pick(features, pool_k, st.quota, seed)
             _add_time(features, f"select-{strategy.name}", t0)
             parts.append(
                 Part(
@@ -517,6 +626,12 @@ def _pick_facility(
 
     graph = features.knn(features.options.component)
     sub = graph[cand][:, cand].tocsr() if cand.size != graph.shape[0] else graph
+    quality = features.quality()
+    if quality is not None:
+        import scipy.sparse as sp  # type: ignore[import-untyped]
+
+        # quality as gain weights: what candidate j covers (row j) counts q_j times
+        sub = (sp.diags(quality[cand]) @ sub).tocsr()
     local = _as_indices(fl(sub, n))
     return cand[local], {"knn": int(features.options.knn)}
 
@@ -551,6 +666,108 @@ def _pick_random(
     return cand[local], {}
 
 
+#: Bisection steps of the level-1 ``tau`` of ``deita`` (:func:`_deita_bisect`): the tau
+#: found is within ``2 / 2**DEITA_STEPS`` (1.2e-4) above a tau that does not fill ``n``.
+DEITA_STEPS = 14
+
+
+def _deita_keep(X: np.ndarray, n: int, order: np.ndarray, tau: float) -> np.ndarray | None:
+    """Rows kept by DEITA's filter at ``tau`` (the first ``n`` in walk order), or ``None``
+    when fewer than ``n`` pass. ``tau >= 1`` rejects nothing: the first ``n`` of ``order``."""
+    from tritondiv.select import threshold_filter
+
+    if tau >= 1.0:
+        return np.asarray(order[:n], dtype=np.int64)
+    try:
+        return _as_indices(threshold_filter(X, n, tau, order=order))
+    except ValueError:
+        return None
+
+
+def _deita_bisect(X: np.ndarray, n: int, order: np.ndarray, lo: float) -> float:
+    """The bisection's smallest ``tau`` in ``[lo, 1]`` at which the filter fills ``n``:
+    ``lo`` when it fills there, else ``DEITA_STEPS`` halvings of ``[lo, 1]`` keeping
+    "fills at hi" (``tau = 1`` always fills)."""
+    if _deita_keep(X, n, order, lo) is not None:
+        return float(lo)
+    hi = 1.0
+    for _ in range(DEITA_STEPS):
+        mid = (lo + hi) / 2.0
+        if _deita_keep(X, n, order, mid) is not None:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def deita_filter(
+    X: np.ndarray, quality: np.ndarray, n: int, level: float, tau_min: float | None = None
+) -> tuple[np.ndarray, float, float]:
+    """DEITA's score-first, diversity-aware filter at a diversity level.
+
+    The samples are walked by descending ``quality`` (ties: lower row first); a sample is
+    kept when its cosine similarity to every kept sample is ``<= tau`` (DEITA rejects one
+    with a similarity ``> threshold`` to any kept sample), until ``n`` are kept.
+    ``tau(level) = 1 - level (1 - tau_min)``: level 0 is ``tau = 1``, the top ``n`` by
+    quality; level 1 is ``tau_min``, the smallest tau found by bisection at which the filter
+    still keeps ``n`` (:func:`_deita_bisect` over ``[-1, 1]``, :data:`DEITA_STEPS` halvings;
+    each step runs the filter, which walks the whole pool when it fails, so level 1 costs
+    about 15 filters and the other levels one more once it is known). The number kept is not
+    monotone in ``tau`` in general, so a level whose ``tau`` does not fill ``n`` uses the
+    bisection's smallest filling tau above it (``tau_used``).
+
+    Follows DEITA (``hkust-nlp/deita``, ``IterativeFilter.filter`` with ``batch_size=1``):
+    the order, the first sample always kept, the ``> threshold`` rejection on normalized
+    embeddings, the stop at ``n``. Differs: the scores are one number per sample given by
+    the user (DEITA multiplies its complexity and quality scorers' outputs, summed over
+    turns); ties of equal score keep row order (DEITA's pandas ``sort_values`` is not
+    stable); the embeddings are the component's (DEITA mean-pools its scorer LLM's
+    states); the threshold comes from the level (DEITA fixes it, 0.9) and is lowered no
+    further than ``n`` can be filled (DEITA may return fewer than ``n``).
+
+    Parameters
+    ----------
+    X : numpy.ndarray
+        ``float32[N, d]`` embeddings (cosine on float32-normalized rows).
+    quality : numpy.ndarray
+        ``float[N]`` scores, higher first.
+    n : int
+        Samples to keep, ``1 <= n <= N``.
+    level : float
+        Diversity level in ``[0, 1]``.
+    tau_min : float, optional
+        The level-1 threshold, when known (the ladder computes it once per stratum).
+
+    Returns
+    -------
+    (indices, tau_used, tau_min)
+        Rows of ``X`` in walk order, the threshold used and the level-1 threshold.
+    """
+    order = np.argsort(-np.asarray(quality, dtype=np.float64), kind="stable").astype(np.int64)
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    if tau_min is None:
+        tau_min = _deita_bisect(X, n, order, -1.0) if level > 0 else 1.0
+    tau = 1.0 - float(level) * (1.0 - tau_min)
+    keep = _deita_keep(X, n, order, tau)
+    if keep is None:
+        tau = _deita_bisect(X, n, order, tau)
+        keep = _deita_keep(X, n, order, tau)
+        assert keep is not None
+    return keep, float(tau), float(tau_min)
+
+
+def _pick_deita(
+    features: Features, cand: np.ndarray, n: int, seed: int, level: float, memo: dict[str, Any]
+) -> tuple[np.ndarray, dict[str, Any]]:
+    quality = features.quality()
+    assert quality is not None  # checked by check_quality_use
+    X = features.embeddings(features.options.component)[cand]
+    local, tau, tau_min = deita_filter(X, quality[cand], n, level, memo.get("tau_min"))
+    if level > 0:
+        memo["tau_min"] = tau_min
+    return cand[local], {"tau_used": tau}
+
+
 _DOCS = {
     "macro": "topics (spherical k-means of the component's embeddings), balanced",
     "meso": "normalized tags, balanced",
@@ -561,7 +778,7 @@ _DOCS = {
 REGISTRY: dict[str, Strategy] = {
     **{
         fam: Strategy(fam, fam, fam.split("-")[0], None, f"{fam.split('-')[0].title()} "
-                      + _DOCS[fam.split("-")[1]])
+                      + _DOCS[fam.split("-")[1]], quality="weights")
         for fam in TYPE_STRATEGIES
     },
     "kcenter": Strategy(
@@ -571,6 +788,7 @@ REGISTRY: dict[str, Strategy] = {
     "facility-location": Strategy(
         "facility-location", None, None, _pick_facility,
         "facility location on the kNN graph, within the macro candidate pools",
+        quality="weights",
     ),
     "threshold": Strategy(
         "threshold", None, None, _pick_threshold,
@@ -578,6 +796,11 @@ REGISTRY: dict[str, Strategy] = {
     ),
     "random": Strategy(
         "random", None, None, _pick_random, "uniform random sample, within the macro candidate pools"
+    ),
+    "deita": Strategy(
+        "deita", None, None, None,
+        "DEITA: by descending quality, a cosine threshold set by the level (needs quality)",
+        level_pick=_pick_deita, quality="order",
     ),
 }  # fmt: skip
 
@@ -654,6 +877,12 @@ threshold = _function(
 random_baseline = _function(
     "random", "random_baseline", "Uniform random sample, within the macro candidate pools."
 )
+deita = _function(
+    "deita",
+    "deita",
+    "DEITA's score-first diversity filter: by descending quality, a cosine threshold set "
+    "by the level (needs the quality scores).",
+)
 
 _FUNCTIONS: dict[str, StrategyFunction] = {
     "instruction-macro": instruction_macro,
@@ -666,6 +895,7 @@ _FUNCTIONS: dict[str, StrategyFunction] = {
     "facility-location": facility_location,
     "threshold": threshold,
     "random": random_baseline,
+    "deita": deita,
 }
 
 
