@@ -167,3 +167,24 @@ def test_a_dataset_of_the_python_api_from_a_pool_file_replays(tmp_path: Path) ->
     assert read_manifest(tmp_path / "sel")["pool"]["path"] == str(POOL / "gsm8k_300.jsonl")
     (res,) = replay(tmp_path / "sel")
     assert res.identical, res.message
+
+
+def test_an_api_dataset_whose_instruction_joins_several_fields_replays(tmp_path: Path) -> None:
+    import tritondiv
+
+    src = str(POOL / "gpteacher_codegen_100.jsonl")
+    sel = tritondiv.select_from(
+        src,
+        "instruction-micro",
+        size=15,
+        level=1.0,
+        lo=2,
+        instruction=("instruction", "input"),
+        response="response",
+        progress=False,
+    )
+    sel.write(tmp_path / "sel")
+    pool_info = read_manifest(tmp_path / "sel")["pool"]
+    assert pool_info["instruction"] == ["instruction", "input"]
+    (res,) = replay(tmp_path / "sel")
+    assert res.identical, res.message

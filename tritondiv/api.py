@@ -123,7 +123,14 @@ def _load(data: Any, loader: dict[str, Any]) -> Any:
 def _pool_info(pool: Any, data: Any, loader: dict[str, Any]) -> dict[str, Any]:
     from tritondiv.ladder import pool_meta
 
-    info = {k: v for k, v in loader.items() if v is None or isinstance(v, (str, int, float))}
+    # JSON-able loader options only (an instruction made of several fields is a list).
+    info = {
+        k: (list(v) if isinstance(v, tuple) else v)
+        for k, v in loader.items()
+        if v is None
+        or isinstance(v, (str, int, float))
+        or (isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v))
+    }
     if isinstance(data, (str, Path)):
         info["path"] = str(data)
     return pool_meta(pool, **info)
