@@ -363,7 +363,7 @@ def _deita_reference(
     """DEITA's filter in plain Python: walk by descending score (ties: lower row first),
     keep a row unless its cosine to a kept row is > tau, stop at n; the level's tau from
     the same bisection rule (DEITA_STEPS halvings of [-1, 1]; tau >= 1 rejects nothing)."""
-    from tritondiv.strategies import DEITA_STEPS
+    from tritondiv.baselines import DEITA_STEPS
 
     Xn = X.astype(np.float32)
     Xn = (Xn / np.sqrt((Xn * Xn).sum(axis=1, dtype=np.float32))[:, None]).astype(np.float64)
@@ -427,8 +427,8 @@ def test_deita_equals_a_plain_python_reference(mixed: dict) -> None:
     np.fill_diagonal(sim, -1)
     assert sim.max() <= taus[-1] + 1e-6
     # ... and the smallest such tau that fills n, to the bisection's step
+    from tritondiv.baselines import DEITA_STEPS
     from tritondiv.select import threshold_filter
-    from tritondiv.strategies import DEITA_STEPS
 
     order = np.argsort(-q, kind="stable")
     assert tau_min == taus[-1]
