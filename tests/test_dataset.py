@@ -137,7 +137,7 @@ def test_read_dataset_names_the_bad_record(tmp_path: Path) -> None:
     write_dataset(d, [*ALPACA, {"instruction": "q"}], _manifest())
     with pytest.raises(PoolError, match=r"data\.jsonl.*line 3"):
         read_dataset(d)
-    with pytest.raises(FileNotFoundError, match=r"holds no data\.jsonl"):
+    with pytest.raises(FileNotFoundError, match=r"holds no data file \(one of data\.jsonl, "):
         read_dataset(tmp_path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         read_dataset(tmp_path / "nope")

@@ -8,9 +8,13 @@ names are imported lazily so ``import tritondiv`` stays cheap (no torch import).
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# library modules log through logging.getLogger(__name__); silent unless configured
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 # public name -> submodule that defines it
 _EXPORTS: dict[str, str] = {

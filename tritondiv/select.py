@@ -36,7 +36,6 @@ Choices the paper leaves open, made here (the tests pin them):
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -268,9 +267,9 @@ def _coverage(type_counts: np.ndarray) -> int:
 
 
 def _progress(iterable, total: int, desc: str, progress: bool | None):
-    if progress is None:
-        progress = sys.stderr.isatty()
-    if not progress:
+    from tritondiv._log import progress_enabled
+
+    if not progress_enabled(progress):
         return iterable
     from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
