@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -85,8 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     bars_before = progress_enabled(True)
-    log = setup(args.verbose, args.quiet, prefix=f"tritondiv {args.command}")
-    log.debug("argv: %s", " ".join(sys.argv[1:] if argv is None else argv))
+    setup(args.verbose, args.quiet, prefix=f"tritondiv {args.command}")
+    logging.getLogger(__name__).debug("argv: %s", " ".join(sys.argv[1:] if argv is None else argv))
     try:
         if args.threads is not None:
             _set_threads(args.threads)
