@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import re
@@ -208,12 +209,22 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
 STDOUT = "-"
 
 
+class _Discard(io.StringIO):
+    def write(self, s: str) -> int:
+        return len(s)
+
+
 def json_output_stream(dest: str | os.PathLike[str] | None) -> IO[str]:
     """Where a command prints its human summary: stderr when its JSON goes to stdout
-    (``--json -``, so that stdout holds only the JSON), else stdout."""
+    (``--json -``, so that stdout holds only the JSON; nowhere after ``tritondiv -q``),
+    else stdout."""
     import sys
 
-    return sys.stderr if dest is not None and os.fspath(dest) == STDOUT else sys.stdout
+    from tritondiv._log import is_quiet
+
+    if dest is not None and os.fspath(dest) == STDOUT:
+        return _Discard() if is_quiet() else sys.stderr
+    return sys.stdout
 
 
 def write_json_output(dest: str | os.PathLike[str], obj: Any) -> str:

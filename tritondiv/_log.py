@@ -15,24 +15,56 @@ below it instead of being torn.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 __all__ = [
     "LOGGER_NAME",
+    "is_quiet",
     "progress_enabled",
     "set_progress_bars",
+    "set_quiet",
     "setup",
 ]
 
 LOGGER_NAME = "tritondiv"
 
 _bars_on = True
+_quiet = False
+# the Hugging Face libraries' own bars (model loading, downloads) follow the switch too
+_HF_BARS = "HF_HUB_DISABLE_PROGRESS_BARS"
+_hf_before: list[str | None] = []
 
 
 def set_progress_bars(enabled: bool) -> None:
-    """Allow (``True``, the default) or forbid every progress bar of tritondiv."""
+    """Allow (``True``, the default) or forbid every progress bar: tritondiv's, and those
+    of the Hugging Face libraries (through ``HF_HUB_DISABLE_PROGRESS_BARS``, read when
+    they are imported)."""
     global _bars_on
-    _bars_on = bool(enabled)
+    enabled = bool(enabled)
+    if enabled == _bars_on:
+        return
+    _bars_on = enabled
+    if not enabled:
+        _hf_before.append(os.environ.get(_HF_BARS))
+        os.environ[_HF_BARS] = "1"
+    elif _hf_before:
+        before = _hf_before.pop()
+        if before is None:
+            os.environ.pop(_HF_BARS, None)
+        else:
+            os.environ[_HF_BARS] = before
+
+
+def is_quiet() -> bool:
+    """Whether the CLI runs with ``-q`` (only warnings and errors on stderr)."""
+    return _quiet
+
+
+def set_quiet(quiet: bool) -> None:
+    """Set what :func:`is_quiet` says (:func:`setup` does)."""
+    global _quiet
+    _quiet = bool(quiet)
 
 
 def progress_enabled(progress: bool | None = None) -> bool:
@@ -100,6 +132,7 @@ def setup(verbose: int = 0, quiet: bool = False, *, prefix: str = LOGGER_NAME) -
     """
     if verbose and quiet:
         raise ValueError("-v/--verbose and -q/--quiet exclude each other")
+    set_quiet(quiet)
     logger = logging.getLogger(LOGGER_NAME)
     root = logging.getLogger()
     for lg in (logger, root):

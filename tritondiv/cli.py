@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     do. Anything else (``TypeError`` included) is a bug and shows its traceback.
     """
     from tritondiv._extras import MissingExtraError
-    from tritondiv._log import progress_enabled, set_progress_bars, setup
+    from tritondiv._log import progress_enabled, set_progress_bars, set_quiet, setup
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -102,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         set_progress_bars(bars_before)  # -q lasts for this command only
+        set_quiet(False)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -215,7 +215,7 @@ def select_dataset(
         (sel,) = run_strategy(strategy, features, size, [float(level)], seed)
         sel.pool = pool_info or pool_meta(pool)
         if metrics:
-            bar.stage(f"metrics {strategy}")
+            bar.stage(f"metrics {strategy}", f"{len(sel.indices):,} samples")
             sel.metrics = dataset_metrics(features, sel.indices, seed=seed, bleu_sample=bleu_sample)
         sel.timings = dict(features.timings)
         bar.stage(f"write {strategy} ({len(sel.indices):,} samples, {output_format})")
@@ -255,7 +255,9 @@ class _StageBar:
 
     def feature_stage(self, features: Features) -> Callable[[str], None]:
         """The ``on_stage`` of ``features``: the stage, logged with the pool's size."""
-        return lambda text: self.stage(text, f"{features.n_samples:,} samples")
+        return lambda text: self.stage(
+            text, "" if text == "load tokenizer" else f"{features.n_samples:,} samples"
+        )
 
     def advance(self) -> None:
         self._done += 1

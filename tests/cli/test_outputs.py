@@ -203,6 +203,10 @@ def test_quiet_silences_info_and_bars(
     from tritondiv._log import progress_enabled
 
     assert progress_enabled(True)  # -q lasted for its command only
+    # -q with --json -: the JSON on stdout, and nothing at all on stderr
+    assert main(["-q", "stats", str(EXAMPLES), "--json", "-"]) == 0
+    got = capsys.readouterr()
+    assert got.err == "" and json.loads(got.out)["pool"]["n_samples"] == 600
 
 
 def test_verbose_shows_debug(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
