@@ -19,6 +19,7 @@ def _restore() -> Iterator[None]:
     logger.propagate = state[1]
     logger.handlers[:] = state[2]
     _log.set_progress_bars(True)
+    _log.set_quiet(False)
 
 
 def test_the_package_logger_is_silent_unless_configured() -> None:
@@ -83,4 +84,5 @@ def test_quiet_turns_every_bar_off(monkeypatch: pytest.MonkeyPatch) -> None:
     assert progress_bar(10, True, "x").disable
     assert _progress(10, "x", True).disable
     _log.set_progress_bars(True)
+    _log.set_quiet(False)
     assert not _log.progress_enabled(False)
