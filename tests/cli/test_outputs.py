@@ -108,6 +108,18 @@ def test_metrics_read_every_format(
         assert r["coverage"]["own"] == res[0]["coverage"]["own"]
 
 
+def test_sft_reads_every_format(selected: dict[str, Path]) -> None:
+    from tritondiv.sft.data import load_pairs
+    from tritondiv.sft.train import training_pairs
+
+    ref = load_pairs(selected["jsonl"])
+    for fmt, out in selected.items():
+        assert load_pairs(out) == ref, fmt
+        instructions, _, info = training_pairs(out)
+        assert instructions == ref[0] and info["samples"] == SIZE
+        assert info["sha256"] == (read_dataset(out).manifest or {})["data"]["sha256"]
+
+
 def test_a_tampered_parquet_dataset_is_refused(selected: dict[str, Path], tmp_path: Path) -> None:
     import shutil
 
@@ -254,6 +266,10 @@ def test_a_ladder_resumed_in_another_format_is_refused(
 
     _, datasets = read_ladder(out)
     assert [len(read_dataset(d["path"])) for d in datasets] == [20, 20]
+    # the report links each level's data file
+    assert main(["-q", "report", str(out)]) == 0
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "level-0/data.prompt_completion.jsonl'" in html and "data.jsonl" not in html
 
 
 def test_outputs_honour_the_umask(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
