@@ -137,7 +137,7 @@ def test_read_dataset_names_the_bad_record(tmp_path: Path) -> None:
     write_dataset(d, [*ALPACA, {"instruction": "q"}], _manifest())
     with pytest.raises(PoolError, match=r"data\.jsonl.*line 3"):
         read_dataset(d)
-    with pytest.raises(FileNotFoundError, match=r"holds no data\.jsonl"):
+    with pytest.raises(FileNotFoundError, match=r"holds no data file \(one of data\.jsonl, "):
         read_dataset(tmp_path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         read_dataset(tmp_path / "nope")
@@ -491,3 +491,102 @@ def test_package_versions_name_each_distribution_or_none() -> None:
     got = package_versions(("numpy", "no-such-distribution-tritondiv"))
     assert got == {"numpy": np.__version__, "no-such-distribution-tritondiv": None}
     assert list(versions())[:3] == ["tritondiv", "python", "numpy"]
+
+
+# ------------------------------------------------------------------ issue 11: output formats
+def _samples(mixed_pool_dir: Path) -> Any:
+    """Every sample of the three-format pool, as the Pool ``write_dataset`` takes."""
+    pool = load_pool(str(mixed_pool_dir))
+    return pool.subset(list(range(len(pool))))
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "messages", "prompt-completion"])
+def test_every_output_format_reads_back_like_jsonl(
+    mixed_pool_dir: Path, tmp_path: Path, fmt: str
+) -> None:
+    from tritondiv.dataset import DATA_FILES
+
+    samples = _samples(mixed_pool_dir)
+    man = _manifest(ids=list(samples.ids))
+    write_dataset(tmp_path / "jsonl", samples, man)
+    written = write_dataset(tmp_path / fmt, samples, man, output_format=fmt)
+    assert written["data"]["file"] == DATA_FILES[fmt] and written["data"]["format"] == fmt
+    assert sorted(os.listdir(tmp_path / fmt)) == sorted([DATA_FILES[fmt], "manifest.json"])
+    assert verify_dataset(tmp_path / fmt) == (True, "ok")
+    ref, ds = read_dataset(tmp_path / "jsonl"), read_dataset(tmp_path / fmt)
+    assert ds.ids == ref.ids == list(samples.ids)  # the pool's ids (c1, then file:row)
+    assert ds.instructions == ref.instructions == list(samples.instruction)
+    assert ds.responses == ref.responses == list(samples.response)
+    # the data file alone (no manifest beside it is needed for the TRL formats)
+    alone = tmp_path / f"alone-{DATA_FILES[fmt]}"
+    alone.write_bytes((tmp_path / fmt / DATA_FILES[fmt]).read_bytes())
+    if fmt != "parquet":
+        assert read_dataset(alone).responses == ref.responses
+    # find_datasets and check_output_dir know the folder as ours
+    assert [p.name for p, _ in find_datasets(tmp_path)] == sorted(["jsonl", fmt])
+    assert check_output_dir(tmp_path / fmt) == tmp_path / fmt
+
+
+def test_output_format_errors_name_the_problem(mixed_pool_dir: Path, tmp_path: Path) -> None:
+    from tritondiv.dataset import check_output_format
+
+    samples = _samples(mixed_pool_dir)
+    with pytest.raises(ValueError, match=r"must be one of jsonl, parquet, messages, prompt-"):
+        write_dataset(tmp_path / "a", samples, _manifest(), output_format="csv")
+    with pytest.raises(TypeError, match="output_format must be a str"):
+        check_output_format(1)
+    with pytest.raises(TypeError, match=r"needs the selected samples as a Pool"):
+        write_dataset(tmp_path / "b", ALPACA, _manifest(), output_format="messages")
+    # a conversation leaves empty turns out: an empty response cannot be a message
+    pool = load_pool([{"instruction": "q", "output": " "}], allow_empty=True)
+    with pytest.raises(DatasetError, match=r"sample 0 .*response is empty.*prompt-completion"):
+        write_dataset(tmp_path / "c", pool, _manifest(), output_format="messages")
+    # prompt-completion keeps it, and reads it back with the pool's allow_empty
+    write_dataset(
+        tmp_path / "d",
+        pool,
+        _manifest(pool={"allow_empty": True}),
+        output_format="prompt-completion",
+    )
+    assert read_dataset(tmp_path / "d").responses == [" "]
+    # parquet: a field of two types cannot be a column
+    with pytest.raises(DatasetError, match=r"field 'output' cannot be a column.*jsonl"):
+        write_dataset(
+            tmp_path / "e",
+            [{"instruction": "q", "output": "a"}, {"instruction": "r", "output": 3}],
+            _manifest(),
+            output_format="parquet",
+        )
+    assert not any((tmp_path / n).exists() for n in "abce")
+
+
+def test_a_folder_with_a_foreign_data_file_is_refused(tmp_path: Path) -> None:
+    for name in ("data.parquet", "data.messages.jsonl"):
+        out = tmp_path / name.replace(".", "_")
+        out.mkdir()
+        (out / name).write_text("x")
+        with pytest.raises(OutputDirError, match=rf"holds a {name} that is not a tritondiv"):
+            check_output_dir(out)
+        with pytest.raises(OutputDirError, match=rf"holds a {name} that is not a ladder's"):
+            check_output_dir(out, ladder=True)
+
+
+def test_a_manifest_naming_another_file_is_not_trusted(tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    write_dataset(out, ALPACA, _manifest())
+    man = read_manifest(out)
+    man["data"]["file"] = "../elsewhere.jsonl"
+    (out / "manifest.json").write_text(json.dumps(man))
+    ok, why = verify_dataset(out)
+    assert not ok and "names the data file '../elsewhere.jsonl'" in why
+
+
+def test_rewriting_in_another_format_replaces_the_data_file(
+    mixed_pool_dir: Path, tmp_path: Path
+) -> None:
+    samples = _samples(mixed_pool_dir)
+    out = tmp_path / "ds"
+    write_dataset(out, samples, _manifest(), output_format="parquet")
+    write_dataset(out, samples, _manifest(), output_format="messages")
+    assert sorted(os.listdir(out)) == ["data.messages.jsonl", "manifest.json"]
+    assert verify_dataset(out) == (True, "ok")

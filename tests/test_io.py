@@ -123,3 +123,25 @@ def test_clean_stale_temporaries_keeps_live_and_young_ones(tmp_path: Path) -> No
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, young.name, keep.name])
     assert clean_stale_temporaries(tmp_path, min_age_s=0) == [young]
     assert clean_stale_temporaries(tmp_path / "missing") == []
+
+
+@pytest.mark.usefixtures("umask")
+def test_write_json_output_to_a_file_or_stdout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    import sys
+
+    from tritondiv._io import json_output_stream, write_json_output
+
+    obj = {"a": [1, 2], "é": None}
+    assert write_json_output("-", obj) == "stdout"
+    assert json.loads(capsys.readouterr().out) == obj
+    path = tmp_path / "sub" / "o.json"
+    assert write_json_output(path, obj) == str(path)
+    assert json.loads(path.read_text(encoding="utf-8")) == obj and _mode(path) == 0o644
+    assert capsys.readouterr().out == ""
+    assert [p.name for p in path.parent.iterdir()] == ["o.json"]  # no temporary left
+    # the human summary moves to stderr only when the JSON takes stdout
+    assert json_output_stream("-") is sys.stderr
+    assert json_output_stream(path) is sys.stdout and json_output_stream(None) is sys.stdout

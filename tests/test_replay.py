@@ -188,3 +188,19 @@ def test_an_api_dataset_whose_instruction_joins_several_fields_replays(tmp_path:
     assert pool_info["instruction"] == ["instruction", "input"]
     (res,) = replay(tmp_path / "sel")
     assert res.identical, res.message
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "messages", "prompt-completion"])
+def test_every_output_format_replays_byte_identical(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    _select(tmp_path / "sel", POOL, "--output-format", fmt)
+    out = tmp_path / "lad"
+    argv = ["ladder", str(POOL), "--strategies", "response-micro", "--levels", "2", "--size", "30",
+            "--out", str(out), "--no-report", "--lo", "3", "--output-format", fmt, *QUIET]  # fmt: skip
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert data_file(tmp_path / "sel").name != "data.jsonl"
+    results = [*replay(tmp_path / "sel"), *replay(out / "ladder.json")]
+    assert len(results) == 3
+    assert all(r.identical for r in results), [r.message for r in results]

@@ -13,9 +13,13 @@ and ``tritondiv.ladder(data, strategy, levels=..., size=...)`` (also named
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# library modules log through logging.getLogger(__name__); silent unless configured
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 # public name -> submodule that defines it
 _EXPORTS: dict[str, str] = {

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import re
@@ -31,6 +32,7 @@ __all__ = [
     "clean_stale_temporaries",
     "file_sha256",
     "fsync_dir",
+    "json_output_stream",
     "load_npz",
     "parse_temporary_name",
     "pid_alive",
@@ -38,6 +40,7 @@ __all__ = [
     "save_npz_atomic",
     "temporary_name",
     "write_json_atomic",
+    "write_json_output",
 ]
 
 _TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)-[0-9a-f]+$")
@@ -200,6 +203,43 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
     with atomic_write(path, "w", encoding="utf-8") as fh:
         json.dump(obj, fh, indent=2, sort_keys=False, ensure_ascii=False)
         fh.write("\n")
+
+
+#: ``--json -``: the JSON goes to stdout.
+STDOUT = "-"
+
+
+class _Discard(io.StringIO):
+    def write(self, s: str) -> int:
+        return len(s)
+
+
+def json_output_stream(dest: str | os.PathLike[str] | None) -> IO[str]:
+    """Where a command prints its human summary: stderr when its JSON goes to stdout
+    (``--json -``, so that stdout holds only the JSON; nowhere after ``tritondiv -q``),
+    else stdout."""
+    import sys
+
+    from tritondiv._log import is_quiet
+
+    if dest is not None and os.fspath(dest) == STDOUT:
+        return _Discard() if is_quiet() else sys.stderr
+    return sys.stdout
+
+
+def write_json_output(dest: str | os.PathLike[str], obj: Any) -> str:
+    """Write ``obj`` as indented JSON to the file ``dest`` atomically, or to stdout when
+    ``dest`` is ``"-"``; returns what was written to (``"stdout"`` or the path), for the
+    command's ``wrote ...`` message. Every command's ``--json OUT|-`` goes through here."""
+    import sys
+
+    if os.fspath(dest) == STDOUT:
+        json.dump(obj, sys.stdout, indent=2, sort_keys=False, ensure_ascii=False)
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+        return "stdout"
+    write_json_atomic(dest, obj)
+    return os.fspath(dest)
 
 
 def save_npz_atomic(path: str | os.PathLike[str], **arrays: np.ndarray) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -38,6 +39,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="threads of the C++ core (default: all cores; `tritondiv env` shows the setting)",
     )
+    talk = parser.add_mutually_exclusive_group()
+    talk.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="also debug messages on stderr (-vv: other libraries' too)",
+    )
+    talk.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="only warnings and errors on stderr, and no progress bars",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f"tritondiv.commands.{name}").register(sub)
@@ -68,9 +83,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     do. Anything else (``TypeError`` included) is a bug and shows its traceback.
     """
     from tritondiv._extras import MissingExtraError
+    from tritondiv._log import progress_enabled, set_progress_bars, set_quiet, setup
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    bars_before = progress_enabled(True)
+    setup(args.verbose, args.quiet, prefix=f"tritondiv {args.command}")
+    logging.getLogger(__name__).debug("argv: %s", " ".join(sys.argv[1:] if argv is None else argv))
     try:
         if args.threads is not None:
             _set_threads(args.threads)
@@ -83,6 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"tritondiv {args.command}: interrupted; finished outputs are intact", file=sys.stderr
         )
         return 130
+    finally:
+        set_progress_bars(bars_before)  # -q lasts for this command only
+        set_quiet(False)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,5 +1,6 @@
-"""The on-disk dataset folder, owned here: ``data.jsonl`` (the selected records) +
-``manifest.json``; a ladder folder: ``ladder.json`` + ``<strategy>/level-<i>/`` datasets.
+"""The on-disk dataset folder, owned here: a data file (``data.jsonl``: the selected
+records) + ``manifest.json``; a ladder folder: ``ladder.json`` + ``<strategy>/level-<i>/``
+datasets.
 
 Every other module writes and reads datasets and ladders through this one: the file
 names, :func:`write_dataset`, :func:`verify_dataset`, :func:`read_manifest`, and the read
@@ -9,9 +10,30 @@ back (:func:`read_dataset`, :func:`read_ladder`, :func:`find_datasets`).
 per line (every original field kept; a pool of several files may give several record
 formats). ``manifest.json`` is the "finished" marker: it records the pool fingerprint, the
 strategy and every option, the seed, the selected ids and pool indices in order,
-``k``/``k_min``/``k_max``, coverage, the sha256 of ``data.jsonl``, metrics and versions.
-:func:`verify_dataset` says whether a directory is finished and intact (the ladder skips
-such levels).
+``k``/``k_min``/``k_max``, coverage, the data file's name, format and sha256, metrics and
+versions. :func:`verify_dataset` says whether a directory is finished and intact (the
+ladder skips such levels).
+
+Output formats (:data:`OUTPUT_FORMATS`, ``--output-format``), one data file each
+(:data:`DATA_FILES`):
+
+``jsonl`` (default)
+    ``data.jsonl``, the original records as above.
+``parquet``
+    ``data.parquet``, the original records as table rows (every field a column; a field
+    that a record lacks is null there).
+``messages``
+    ``data.messages.jsonl``, TRL's conversational format, one record per sample:
+    ``{"id": ..., "messages": [{"role": "user", "content": INSTRUCTION}, {"role":
+    "assistant", "content": RESPONSE}]}``.
+``prompt-completion``
+    ``data.prompt_completion.jsonl``, TRL's standard prompt-completion format:
+    ``{"id": ..., "prompt": INSTRUCTION, "completion": RESPONSE}``.
+
+INSTRUCTION and RESPONSE are the texts the selection measured (the pool's record rule
+applied to the original record); ``id`` is the sample's pool id. Read back, the last two
+go through the pool's own ``messages`` and ``prompt_completion`` record rules, and every
+format gives the same instructions, responses and (from the manifest) ids.
 
 Nothing lost, nothing escapes: a dataset is built in a temporary sibling folder
 (``.<name>.tmp-<pid>-<random>``), data then manifest, flushed to disk, then swapped in (the
@@ -25,10 +47,11 @@ ours.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,20 +83,25 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DATA_FILE",
+    "DATA_FILES",
     "LADDER_FILE",
     "MANIFEST_FILE",
     "MANIFEST_VERSION",
+    "OUTPUT_FORMATS",
     "Dataset",
     "DatasetBusyError",
     "DatasetError",
     "OutputDirError",
     "check_output_dir",
+    "check_output_format",
     "data_file",
     "dataset_lock",
     "find_datasets",
     "is_dataset_source",
     "jsonable",
     "level_dir",
+    "manifest_data_file",
+    "output_format_of",
     "package_versions",
     "read_dataset",
     "read_ladder",
@@ -87,7 +115,46 @@ DATA_FILE = "data.jsonl"
 MANIFEST_FILE = "manifest.json"
 MANIFEST_VERSION = 1
 LADDER_FILE = "ladder.json"
-_DATASET_FILES = frozenset({DATA_FILE, MANIFEST_FILE})
+#: The output formats of a dataset (``--output-format``), the first the default.
+OUTPUT_FORMATS: tuple[str, ...] = ("jsonl", "parquet", "messages", "prompt-completion")
+#: The data file of each output format.
+DATA_FILES: dict[str, str] = {
+    "jsonl": DATA_FILE,
+    "parquet": "data.parquet",
+    "messages": "data.messages.jsonl",
+    "prompt-completion": "data.prompt_completion.jsonl",
+}
+#: The pool record format that reads a converted data file back.
+_RECORD_FORMATS = {"messages": "messages", "prompt-completion": "prompt_completion"}
+_FORMAT_OF_FILE = {name: fmt for fmt, name in DATA_FILES.items()}
+_DATASET_FILES = frozenset({*DATA_FILES.values(), MANIFEST_FILE})
+
+_log = logging.getLogger(__name__)
+
+
+def check_output_format(output_format: Any) -> str:
+    """Return ``output_format`` when it is one of :data:`OUTPUT_FORMATS`.
+
+    Raises
+    ------
+    TypeError
+        It is not a str.
+    ValueError
+        It is another name; the message lists the formats.
+    """
+    if not isinstance(output_format, str):
+        raise TypeError(f"output_format must be a str, got {type(output_format).__name__}")
+    if output_format not in OUTPUT_FORMATS:
+        raise ValueError(
+            f"output_format (--output-format) must be one of {', '.join(OUTPUT_FORMATS)}; "
+            f"got {output_format!r}"
+        )
+    return output_format
+
+
+def _data_names(names: Any) -> list[str]:
+    """The data file names among ``names``."""
+    return [n for n in names if n in _FORMAT_OF_FILE]
 
 
 # ----------------------------------------------------------------------------- output checks
@@ -102,7 +169,7 @@ def _is_ours(manifest_path: Path) -> bool:
         isinstance(man, dict)
         and "manifest_version" in man
         and isinstance(man.get("data"), dict)
-        and man["data"].get("file") == DATA_FILE
+        and man["data"].get("file") in _FORMAT_OF_FILE
     )
 
 
@@ -125,10 +192,10 @@ def check_output_dir(out: str | os.PathLike[str], *, ladder: bool = False) -> Pa
     """Check, before any work, that ``out`` can receive a dataset (or, with ``ladder``, a
     ladder); return it as a Path.
 
-    A dataset's ``out`` is new, empty, or an earlier dataset of ours (``data.jsonl`` +
-    ``manifest.json`` written by :func:`write_dataset`, or an unfinished level that its
-    ladder's index lists; nothing else: it is replaced as a whole). A ladder's ``out`` is
-    new or a folder that holds no ``data.jsonl``. Either way the nearest existing folder
+    A dataset's ``out`` is new, empty, or an earlier dataset of ours (a data file of
+    :data:`DATA_FILES` + ``manifest.json`` written by :func:`write_dataset`, or an
+    unfinished level that its ladder's index lists; nothing else: it is replaced as a
+    whole). A ladder's ``out`` is new or a folder that holds no data file. Either way the nearest existing folder
     must be writable, and ``out`` must not be the file system root nor hold the current
     folder.
 
@@ -138,28 +205,25 @@ def check_output_dir(out: str | os.PathLike[str], *, ladder: bool = False) -> Pa
         ``out`` is not a str or path.
     OutputDirError
         ``out`` is empty, a file (or below one), unwritable, the root or the current
-        folder (or above it), holds a ``data.jsonl`` that no manifest of ours vouches
-        for, or (for a dataset) other files.
+        folder (or above it), holds a data file that no manifest of ours vouches for,
+        or (for a dataset) other files.
     """
     path = check_target(out)
     what = "ladder" if ladder else "dataset"
     if path.is_dir():
         names = sorted(os.listdir(path))
-        if DATA_FILE in names and (
+        data_names = _data_names(names)
+        if data_names and (
             ladder or not (_is_ours(path / MANIFEST_FILE) or _listed_by_ladder(path))
         ):
             raise OutputDirError(
-                f"output folder {path} holds a {DATA_FILE} that is not "
+                f"output folder {path} holds a {data_names[0]} that is not "
                 + ("a ladder's" if ladder else "a tritondiv dataset (no manifest of ours)")
                 + ": pass another folder, or delete it"
             )
         if not ladder:
             other = [n for n in names if n not in _DATASET_FILES]
-            if (
-                MANIFEST_FILE in names
-                and DATA_FILE not in names
-                and not _is_ours(path / MANIFEST_FILE)
-            ):
+            if MANIFEST_FILE in names and not data_names and not _is_ours(path / MANIFEST_FILE):
                 other.append(MANIFEST_FILE)
             if other:
                 shown = ", ".join(other[:5]) + (", ..." if len(other) > 5 else "")
@@ -230,32 +294,104 @@ def package_versions(packages: Sequence[str]) -> dict[str, str | None]:
     return out
 
 
-def _write_records(path: Path, where: Path, records: Sequence[dict[str, Any]]) -> None:
+def _write_records(path: Path, where: Path, records: Iterable[dict[str, Any]]) -> int:
+    """Write ``records`` as JSON lines to the new file ``path`` (``where``: the name in
+    messages); returns how many."""
+    n = 0
     with open(path, "x", encoding="utf-8") as fh:
-        for n, rec in enumerate(records):
+        for n, rec in enumerate(records, 1):
             try:
                 fh.write(json.dumps(jsonable(rec), ensure_ascii=False))
             except UnicodeEncodeError as exc:
                 bad = exc.object[exc.start : exc.end]
                 raise DatasetError(
-                    f"record {n} cannot be written to {where / DATA_FILE}: it holds text that "
+                    f"record {n - 1} cannot be written to {where}: it holds text that "
                     f"is not valid Unicode ({bad!r}: {exc.reason}); fix the record in the pool"
                 ) from None
             except (TypeError, ValueError) as exc:
-                raise DatasetError(
-                    f"record {n} cannot be written to {where / DATA_FILE}: {exc}"
-                ) from None
+                raise DatasetError(f"record {n - 1} cannot be written to {where}: {exc}") from None
             fh.write("\n")
         fh.flush()
         os.fsync(fh.fileno())
+    return n
+
+
+def _write_parquet(path: Path, where: Path, records: Sequence[dict[str, Any]]) -> int:
+    """Write ``records`` as the rows of a parquet table (a column per field, in order of
+    first appearance; null where a record lacks the field) to the new file ``path``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [jsonable(r) for r in records]
+    names: dict[str, None] = {}
+    for r in rows:
+        names.update(dict.fromkeys(r))
+    columns = {}
+    for name in names:
+        try:
+            columns[name] = pa.array([r.get(name) for r in rows])
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
+            raise DatasetError(
+                f"field {name!r} cannot be a column of {where}: its values differ in type across "
+                f"records ({exc}); use --output-format jsonl (any records) instead"
+            ) from None
+    table = pa.table(columns)
+    with open(path, "xb") as fh:
+        pq.write_table(table, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return len(rows)
+
+
+def _converted(fmt: str, where: Path, samples: Pool) -> Iterator[dict[str, Any]]:
+    """The records of a TRL format (``messages``, ``prompt-completion``) of ``samples``."""
+    ids, instructions, responses = samples.ids, samples.instruction, samples.response
+    for n in range(len(samples)):
+        sid, instruction, response = str(ids[n]), str(instructions[n]), str(responses[n])
+        if fmt == "prompt-completion":
+            yield {"id": sid, "prompt": instruction, "completion": response}
+            continue
+        for what, text in (("instruction", instruction), ("response", response)):
+            if not text.strip():
+                raise DatasetError(
+                    f"sample {n} (id {sid!r}) cannot be written to {where}: its {what} is "
+                    "empty, and a conversation leaves empty turns out; use --output-format "
+                    "prompt-completion or jsonl"
+                )
+        yield {
+            "id": sid,
+            "messages": [
+                {"role": "user", "content": instruction},
+                {"role": "assistant", "content": response},
+            ],
+        }
+
+
+def _write_data(path: Path, where: Path, fmt: str, samples: Any) -> int:
+    from tritondiv.pool import Pool
+
+    if fmt in _RECORD_FORMATS:
+        if not isinstance(samples, Pool):
+            raise TypeError(
+                f"output_format {fmt!r} needs the selected samples as a Pool "
+                "(pool.subset(indices)), not a list of records"
+            )
+        return _write_records(path, where, _converted(fmt, where, samples))
+    records = samples.records if isinstance(samples, Pool) else samples
+    if fmt == "parquet":
+        return _write_parquet(path, where, records)
+    return _write_records(path, where, records)
 
 
 def write_dataset(
     out_dir: str | os.PathLike[str],
-    records: Sequence[dict[str, Any]],
+    records: Sequence[dict[str, Any]] | Pool,
     manifest: dict[str, Any],
+    *,
+    output_format: str = "jsonl",
 ) -> dict[str, Any]:
-    """Write the dataset folder ``out_dir``: ``data.jsonl`` then ``manifest.json``.
+    """Write the dataset folder ``out_dir``: its data file (:data:`DATA_FILES`) then
+    ``manifest.json``.
 
     The folder is built beside ``out_dir`` and swapped in whole (see the module
     docstring), holding :func:`dataset_lock`; a failure (a full disk, a record that cannot
@@ -266,10 +402,15 @@ def write_dataset(
     ----------
     out_dir : path
         The dataset directory (created, or replaced when it holds a dataset of ours).
-    records : sequence of dict
-        The selected records, in selection order.
+    records : sequence of dict, or Pool
+        The selected records, in selection order; or the selected samples as a
+        :class:`~tritondiv.pool.Pool` (``pool.subset(indices)``), which ``messages`` and
+        ``prompt-completion`` need (their texts and ids).
     manifest : dict
-        Manifest fields; ``data`` (file, sha256, records) and ``versions`` are added.
+        Manifest fields; ``data`` (file, format, sha256, records) and ``versions`` are
+        added.
+    output_format : str
+        One of :data:`OUTPUT_FORMATS` (see the module docstring).
 
     Returns
     -------
@@ -284,8 +425,13 @@ def write_dataset(
         Another process writes ``out_dir``.
     DatasetError
         A record cannot be written (not JSON-serializable, or text that is not valid
-        Unicode such as a lone surrogate); the message gives its index.
+        Unicode such as a lone surrogate; for parquet, a field whose values differ in
+        type; for messages, an empty text); the message gives its index or field.
+    ValueError
+        ``output_format`` is not one of :data:`OUTPUT_FORMATS`.
     """
+    fmt = check_output_format(output_format)
+    name = DATA_FILES[fmt]
     out = check_output_dir(out_dir)
     with dataset_lock(out):
         out = check_output_dir(out)  # again: the folder may have changed while waiting
@@ -296,12 +442,13 @@ def write_dataset(
         tmp = parent / temporary_name(out.name)
         tmp.mkdir()
         try:
-            _write_records(tmp / DATA_FILE, out, records)
+            n = _write_data(tmp / name, out / name, fmt, records)
             full = {"manifest_version": MANIFEST_VERSION, **manifest}
             full["data"] = {
-                "file": DATA_FILE,
-                "sha256": file_sha256(tmp / DATA_FILE),
-                "records": len(records),
+                "file": name,
+                "format": fmt,
+                "sha256": file_sha256(tmp / name),
+                "records": n,
             }
             full.setdefault("versions", versions())
             full = jsonable(full)
@@ -311,6 +458,8 @@ def write_dataset(
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+    _log.debug("wrote %s (%d records, %s, sha256 %s)", out / name, n, fmt,
+               full["data"]["sha256"][:12])  # fmt: skip
     return full
 
 
@@ -336,8 +485,9 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
 def verify_dataset(out_dir: str | Path, expect: dict[str, Any] | None = None) -> tuple[bool, str]:
     """Whether ``out_dir`` holds a finished, intact dataset.
 
-    Finished and intact: ``manifest.json`` parses, ``data.jsonl`` exists and its sha256
-    equals the manifest's, and every key of ``expect`` has the same value in the manifest.
+    Finished and intact: ``manifest.json`` parses, the data file it names (one of
+    :data:`DATA_FILES`) exists and its sha256 equals the manifest's, and every key of
+    ``expect`` has the same value in the manifest.
 
     Returns
     -------
@@ -351,7 +501,10 @@ def verify_dataset(out_dir: str | Path, expect: dict[str, Any] | None = None) ->
         man = read_manifest(out)
     except (ValueError, FileNotFoundError) as exc:
         return False, str(exc)
-    data = out / DATA_FILE
+    try:
+        data = out / manifest_data_file(man)
+    except DatasetError as exc:
+        return False, f"{out / MANIFEST_FILE}: {exc}"
     if not data.is_file():
         return False, f"{data} is missing"
     want = (man.get("data") or {}).get("sha256")
@@ -365,6 +518,34 @@ def verify_dataset(out_dir: str | Path, expect: dict[str, Any] | None = None) ->
         elif jsonable(value) != got:
             return False, f"manifest {key}={got!r}, expected {jsonable(value)!r}"
     return True, "ok"
+
+
+def manifest_data_file(manifest: dict[str, Any]) -> str:
+    """The data file name a manifest records (``data.jsonl`` for a manifest that names
+    none, as the first ones did).
+
+    Raises
+    ------
+    DatasetError
+        The manifest names a file that is not one of :data:`DATA_FILES`.
+    """
+    data = manifest.get("data")
+    name = data.get("file", DATA_FILE) if isinstance(data, dict) else DATA_FILE
+    if name not in _FORMAT_OF_FILE:
+        raise DatasetError(
+            f"the manifest names the data file {name!r}, not one of "
+            f"{', '.join(DATA_FILES.values())}: rerun the select/ladder command"
+        )
+    return str(name)
+
+
+def output_format_of(manifest: dict[str, Any] | None, data: str | os.PathLike[str]) -> str:
+    """The output format of a dataset: its manifest's ``data.format``, else the one its
+    data file's name says (``jsonl`` for any other file)."""
+    fmt = ((manifest or {}).get("data") or {}).get("format")
+    if fmt in OUTPUT_FORMATS:
+        return str(fmt)
+    return _FORMAT_OF_FILE.get(Path(data).name, "jsonl")
 
 
 # ----------------------------------------------------------------------------- read back
@@ -387,6 +568,11 @@ class Dataset:
         return self.pool.records
 
     @property
+    def ids(self) -> list[str]:
+        """The sample ids, in selection order (the pool's, as the manifest records them)."""
+        return list(self.pool.ids)
+
+    @property
     def instructions(self) -> list[str]:
         return list(self.pool.instruction)
 
@@ -395,37 +581,63 @@ class Dataset:
         return list(self.pool.response)
 
 
+def _folder_data_file(folder: Path) -> Path | None:
+    """The data file of a dataset folder: the one its manifest names, else the first of
+    :data:`DATA_FILES` present; ``None`` when there is none."""
+    man_path = folder / MANIFEST_FILE
+    if man_path.is_file():
+        try:
+            return folder / manifest_data_file(read_manifest(man_path))
+        except (ValueError, OSError):
+            pass
+    for name in DATA_FILES.values():
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
 def data_file(path: str | os.PathLike[str]) -> Path:
-    """The data file of a dataset folder (``<path>/data.jsonl``), or ``path`` itself."""
+    """The data file of a dataset folder (``<path>/data.jsonl``, or the file of the
+    format its manifest records), or ``path`` itself."""
     p = Path(path)
-    return p / DATA_FILE if p.is_dir() else p
+    if p.is_dir():
+        return _folder_data_file(p) or p / DATA_FILE
+    return p
 
 
 def is_dataset_source(path: str | os.PathLike[str]) -> bool:
-    """Whether :func:`read_dataset` reads ``path``: a folder holding ``data.jsonl``, or a
-    JSON-lines file (a dataset's data file, or any file whose records may mix formats)."""
+    """Whether :func:`read_dataset` reads ``path``: a folder holding a data file of
+    :data:`DATA_FILES`, a dataset's data file, or a JSON-lines file (any file whose records
+    may mix formats)."""
     p = Path(path)
     if p.is_dir():
-        return (p / DATA_FILE).is_file()
-    return p.is_file() and p.suffix == ".jsonl"
+        found = _folder_data_file(p)
+        return found is not None and found.is_file()
+    return p.is_file() and (
+        p.suffix == ".jsonl" or (p.name in _FORMAT_OF_FILE and (p.parent / MANIFEST_FILE).is_file())
+    )
 
 
 def _manifest_of(path: Path) -> tuple[Path, dict[str, Any] | None]:
     """(data file, manifest or None) of a dataset folder or data file."""
     if path.is_dir():
-        data = path / DATA_FILE
-        if not data.is_file():
+        found = _folder_data_file(path)
+        if found is None or not found.is_file():
             raise FileNotFoundError(
-                f"{path} holds no {DATA_FILE}: pass a dataset folder written by `tritondiv "
-                "select`/`ladder`, or a pool file"
+                f"{path} holds no {found.name if found else 'data file'} (one of "
+                f"{', '.join(DATA_FILES.values())}): pass a dataset folder written by "
+                "`tritondiv select`/`ladder`, or a pool file"
             )
+        data = found
     elif path.is_file():
         data = path
     else:
         raise FileNotFoundError(f"{path} does not exist: pass a dataset folder or a pool file")
     man_path = data.parent / MANIFEST_FILE
-    if data.name == DATA_FILE and man_path.is_file():
-        return data, read_manifest(man_path)
+    if data.name in _FORMAT_OF_FILE and man_path.is_file():
+        manifest = read_manifest(man_path)
+        if manifest_data_file(manifest) == data.name:
+            return data, manifest
     return data, None
 
 
@@ -448,17 +660,21 @@ def _check_sha(data: Path, manifest: dict[str, Any]) -> None:
 def read_dataset(
     path: str | os.PathLike[str], *, verify: bool = True, limit: int | None = None
 ) -> Dataset:
-    """Read a dataset back: a dataset folder, its ``data.jsonl``, or any JSON-lines file.
+    """Read a dataset back: a dataset folder, its data file, or any JSON-lines file.
 
-    Each record's format is detected on its own (a pool of several files gives a dataset
-    of several formats) through the pool's one record rule; the manifest's pool options
-    (``first_turn_only``, ``allow_empty``, a forced ``format``) apply.
+    A ``jsonl`` or ``parquet`` dataset: each record's format is detected on its own (a
+    pool of several files gives a dataset of several formats) through the pool's one
+    record rule; the manifest's pool options (``first_turn_only``, ``allow_empty``, a
+    forced ``format``, a field mapping) apply. A ``messages`` or ``prompt-completion``
+    dataset is read by that record rule. With a manifest, the samples' ids are the ones it
+    records (the pool ids), whatever the format.
 
     Parameters
     ----------
     path : path
-        A folder holding ``data.jsonl`` (+ ``manifest.json``), or a ``.jsonl`` file (its
-        manifest is the ``manifest.json`` beside a ``data.jsonl``).
+        A folder holding a data file of :data:`DATA_FILES` (+ ``manifest.json``), or a
+        data file (its manifest is the ``manifest.json`` beside it that names it), or any
+        ``.jsonl`` file.
     verify : bool
         Check the data's sha256 against the manifest first (when there is one).
     limit : int, optional
@@ -467,7 +683,7 @@ def read_dataset(
     Raises
     ------
     FileNotFoundError
-        ``path`` does not exist, or a folder holds no ``data.jsonl``.
+        ``path`` does not exist, or a folder holds no data file.
     DatasetError
         With ``verify``, the data does not match its manifest's sha256.
     PoolError
@@ -478,25 +694,42 @@ def read_dataset(
     if verify and manifest is not None:
         _check_sha(data, manifest)
     loader = (manifest or {}).get("pool") or {}
-    fmt = loader.get("format")
-    kwargs: dict[str, Any] = {
-        "format": fmt if fmt and fmt != "auto" else "mixed",
-        "first_turn_only": bool(loader.get("first_turn_only")),
-        "allow_empty": bool(loader.get("allow_empty")),
-        "limit": limit,
-    }
-    # a pool read with a field mapping is read back with the same mapping
-    for key, kw in (("instruction_field", "instruction"), ("response_field", "response"),
-                    ("id_field", "id")):  # fmt: skip
-        if loader.get(key) is not None:
-            kwargs[kw] = loader[key]
-    return Dataset(p, data, manifest, _load_records(data, **kwargs))
+    output_format = output_format_of(manifest, data)
+    kwargs: dict[str, Any] = {"allow_empty": bool(loader.get("allow_empty")), "limit": limit}
+    if output_format in _RECORD_FORMATS:
+        # written by us in one TRL format: read back by that format's record rule
+        kwargs["format"] = _RECORD_FORMATS[output_format]
+    else:
+        fmt = loader.get("format")
+        kwargs["format"] = fmt if fmt and fmt != "auto" else "mixed"
+        kwargs["first_turn_only"] = bool(loader.get("first_turn_only"))
+        # a pool read with a field mapping is read back with the same mapping
+        for key, kw in (("instruction_field", "instruction"), ("response_field", "response"),
+                        ("id_field", "id")):  # fmt: skip
+            if loader.get(key) is not None:
+                kwargs[kw] = loader[key]
+    pool = _with_manifest_ids(_load_records(data, **kwargs), manifest)
+    return Dataset(p, data, manifest, pool)
 
 
 def _load_records(data: Path, **kwargs: Any) -> Pool:
     from tritondiv.pool import load_pool
 
     return load_pool(str(data), **kwargs)
+
+
+def _with_manifest_ids(pool: Pool, manifest: dict[str, Any] | None) -> Pool:
+    """``pool`` with the sample ids its manifest records (the pool ids of the selected
+    samples, whatever the data file holds), when the manifest lists one per record."""
+    ids = (manifest or {}).get("ids")
+    if not isinstance(ids, list) or len(ids) < len(pool) or pool.skipped:
+        return pool
+    want = [str(i) for i in ids[: len(pool)]]
+    if want == list(pool.ids):
+        return pool
+    from tritondiv.pool import Pool
+
+    return Pool(want, pool.instruction, pool.response, pool.source, pool._records)
 
 
 def find_datasets(root: str | os.PathLike[str]) -> list[tuple[Path, dict[str, Any]]]:
@@ -552,11 +785,12 @@ def read_ladder(
             path = safe_join(root, d["path"])
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{index_path}: dataset {n} ({d!r}) is not valid: {exc}") from None
-        if not (path / DATA_FILE).is_file() or not (path / MANIFEST_FILE).is_file():
+        found = _folder_data_file(path) if (path / MANIFEST_FILE).is_file() else None
+        if found is None or not found.is_file():
             if missing == "skip":
                 continue
             raise FileNotFoundError(
-                f"{path} has no {DATA_FILE} + {MANIFEST_FILE}: rerun `tritondiv ladder`"
+                f"{path} has no data file + {MANIFEST_FILE}: rerun `tritondiv ladder`"
             )
         man = read_manifest(path)
         out.append(

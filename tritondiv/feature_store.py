@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -553,9 +552,11 @@ class Features:
 
     @property
     def progress(self) -> bool:
-        """Whether to show progress bars: the option, or (``None``) whether stderr is a tty."""
-        p = self.options.progress
-        return bool(sys.stderr.isatty()) if p is None else bool(p)
+        """Whether to show progress bars: the option, or (``None``) whether stderr is a tty;
+        never after ``tritondiv -q`` (:func:`tritondiv._log.progress_enabled`)."""
+        from tritondiv._log import progress_enabled
+
+        return progress_enabled(self.options.progress)
 
     def _timed(self, store: dict[str, _T], key: str, stage: str, fn: Callable[[], _T]) -> _T:
         if key not in store:

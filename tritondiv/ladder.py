@@ -5,7 +5,8 @@ Ladder layout (read by ``tritondiv experiment``; keep it stable)::
     DIR/ladder.json                      index: pool, size, levels, strategies, seed,
                                          options, datasets [{strategy, level,
                                          level_index, path}], timings
-    DIR/<strategy>/level-<i>/data.jsonl  the selected records, in selection order
+    DIR/<strategy>/level-<i>/data.jsonl  the selected records, in selection order (or
+                                         the data file of another output format)
     DIR/<strategy>/level-<i>/manifest.json
     DIR/token_counts.npz                 pool token frequencies per component (band plot)
     DIR/report.html, DIR/*.png           the report (tritondiv.report)
@@ -13,11 +14,17 @@ Ladder layout (read by ``tritondiv experiment``; keep it stable)::
 Features (embeddings, tokens, tags), type incidences, the pruning pass and the kNN graph
 are computed once per run and shared by every strategy and level. A level whose
 manifest verifies (sha256 of ``data.jsonl`` matches; same strategy, level, size, seed and
-pool fingerprint) is skipped on a rerun; a partial one is redone.
+pool fingerprint) is skipped on a rerun; a partial one is redone. The index records the
+output format; a rerun with another one is refused (pass the same one, another folder, or
+delete the ladder).
+
+Stages are logged at INFO on the ``tritondiv.ladder`` logger (name and counts); the bar
+(one step per dataset) is drawn only on a terminal and never after ``tritondiv -q``.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -30,9 +37,11 @@ from tritondiv._io import save_npz_atomic, write_json_atomic
 from tritondiv.dataset import (
     LADDER_FILE,
     check_output_dir,
+    check_output_format,
     dataset_lock,
     jsonable,
     level_dir,
+    output_format_of,
     read_manifest,
     verify_dataset,
     versions,
@@ -60,6 +69,8 @@ __all__ = [
 ]
 
 TOKEN_COUNTS_FILE = "token_counts.npz"
+
+_log = logging.getLogger(__name__)
 
 
 def pool_fingerprint(pool: Any) -> str:
@@ -182,8 +193,12 @@ def select_dataset(
     metrics: bool = True,
     bleu_sample: int | None = 1000,
     features: Features | None = None,
+    output_format: str = "jsonl",
 ) -> dict[str, Any]:
     """Select one dataset and write ``out/data.jsonl`` + ``out/manifest.json``.
+
+    ``output_format`` (:data:`tritondiv.dataset.OUTPUT_FORMATS`) picks the data file:
+    ``jsonl`` (default), ``parquet``, ``messages`` or ``prompt-completion``.
 
     Returns
     -------
@@ -191,24 +206,26 @@ def select_dataset(
         The manifest as written.
     """
     out = check_output_dir(out)
+    check_output_format(output_format)
     if not 0.0 <= float(level) <= 1.0:
         raise ValueError(f"level must lie in [0, 1], got {level}")
     strategy_spec(strategy)
     features = _features_for(pool, options, features, seed)
     bar = _StageBar(1, features.progress)
-    features.on_stage = bar.stage
+    features.on_stage = bar.feature_stage(features)
     try:
         bar.stage(f"select {strategy} level {float(level):g}")
         (sel,) = run_strategy(strategy, features, size, [float(level)], seed)
         sel.pool = pool_info or pool_meta(pool)
         if metrics:
-            bar.stage(f"metrics {strategy}")
+            bar.stage(f"metrics {strategy}", f"{len(sel.indices):,} samples")
             sel.metrics = dataset_metrics(features, sel.indices, seed=seed, bleu_sample=bleu_sample)
         sel.timings = dict(features.timings)
-        records = pool.records
-        bar.stage(f"write {strategy}")
+        bar.stage(f"write {strategy} ({len(sel.indices):,} samples, {output_format})")
         with dataset_lock(out):
-            man = write_dataset(out, [records[i] for i in sel.indices], _manifest(sel))
+            man = write_dataset(
+                out, pool.subset(sel.indices), _manifest(sel), output_format=output_format
+            )
         bar.advance()
         return man
     finally:
@@ -219,20 +236,34 @@ def select_dataset(
 class _StageBar:
     """The ladder's bar: one step per dataset, its description the stage running now
     (``"embed response"``, ``"select response-micro (7 of 7 levels)"``,
-    ``"metrics response-micro level 3/7"``); nothing when ``enabled`` is false."""
+    ``"metrics response-micro level 3/7"``); no bar when ``enabled`` is false. Every stage
+    is also logged at INFO, with the datasets done so far."""
 
     def __init__(self, total: int, enabled: bool) -> None:
         self._bar: Any = None
+        self._total = total
+        self._done = 0
         if enabled and total > 0:
             from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
             self._bar = tqdm(total=total, desc="ladder", unit="dataset", leave=False)
 
-    def stage(self, text: str) -> None:
+    def stage(self, text: str, detail: str = "") -> None:
+        if self._total > 1:
+            detail = f"{detail}, " if detail else ""
+            detail += f"{self._done}/{self._total} datasets done"
+        _log.info("%s%s", text, f" ({detail})" if detail else "")
         if self._bar is not None:
             self._bar.set_description_str(text)
 
+    def feature_stage(self, features: Features) -> Callable[[str], None]:
+        """The ``on_stage`` of ``features``: the stage, logged with the pool's size."""
+        return lambda text: self.stage(
+            text, "" if text == "load tokenizer" else f"{features.n_samples:,} samples"
+        )
+
     def advance(self) -> None:
+        self._done += 1
         if self._bar is not None:
             self._bar.update(1)
 
@@ -269,6 +300,7 @@ def run_ladder(
     report: bool = True,
     features: Features | None = None,
     log: Callable[[str], None] | None = None,
+    output_format: str = "jsonl",
 ) -> dict[str, Any]:
     """Build every (strategy, level) dataset of a ladder under ``out``; resumable.
 
@@ -299,7 +331,11 @@ def run_ladder(
     features : Features, optional
         Precomputed features to reuse.
     log : callable, optional
-        Receives one line per finished or skipped dataset.
+        Receives one line per finished or skipped dataset (default: the
+        ``tritondiv.ladder`` logger at INFO).
+    output_format : str
+        The data file of every dataset (:data:`tritondiv.dataset.OUTPUT_FORMATS`); a
+        ladder resumed with another one is refused (``ValueError``).
 
     Returns
     -------
@@ -307,6 +343,7 @@ def run_ladder(
         The ladder index (``ladder.json``).
     """
     out = check_output_dir(out, ladder=True)
+    check_output_format(output_format)
     level_values = parse_levels(levels)
     names = parse_strategies(strategies)
     if size < 1:
@@ -320,7 +357,7 @@ def run_ladder(
     with dataset_lock(out):
         return _run_ladder(
             pool, size, out, level_values, names, features, seed, info, metrics, bleu_sample,
-            report, log,
+            report, log, output_format,
         )  # fmt: skip
 
 
@@ -337,6 +374,7 @@ def _run_ladder(
     bleu_sample: int | None,
     report: bool,
     log: Callable[[str], None] | None,
+    output_format: str = "jsonl",
 ) -> dict[str, Any]:
     options = features.options
     fingerprint = info["fingerprint"]
@@ -360,7 +398,14 @@ def _run_ladder(
                 f"{index_path} belongs to another ladder (options differ: {diff}); pass another "
                 f"--out, the same options, or delete {out}"
             )
-    say = log or (lambda _msg: None)
+        old_format = old.get("output_format", "jsonl")  # older ladders: jsonl only
+        if old_format != output_format:
+            raise ValueError(
+                f"{index_path} holds a ladder written with --output-format {old_format}, not "
+                f"{output_format}: rerun with --output-format {old_format}, pass another --out, "
+                f"or delete {out}"
+            )
+    say = log or _log.info
     t_start = time.perf_counter()
     index: dict[str, Any] = {
         "ladder_version": 1,
@@ -370,6 +415,7 @@ def _run_ladder(
         "strategies": names,
         "seed": int(seed),
         "options": options.to_dict(),
+        "output_format": output_format,
         "datasets": [
             {"strategy": s, "level": p, "level_index": i, "path": level_dir(s, i)}
             for s in names
@@ -392,11 +438,11 @@ def _run_ladder(
             ok, _why = verify_dataset(
                 out / level_dir(s, i), {**expect, "level": p, "level_index": i}
             )
-            ok = (
-                ok
-                and (read_manifest(out / level_dir(s, i)).get("pool") or {}).get("fingerprint")
-                == fingerprint
-            )
+            if ok:
+                man = read_manifest(out / level_dir(s, i))
+                ok = (man.get("pool") or {}).get("fingerprint") == fingerprint and (
+                    output_format_of(man, "") == output_format
+                )
             if ok:
                 say(f"{level_dir(s, i)}: finished earlier, skipped")
             else:
@@ -405,7 +451,7 @@ def _run_ladder(
             todo[s] = missing
     n_todo = sum(len(m) for m in todo.values())
     bar = _StageBar(n_todo, features.progress)
-    features.on_stage = bar.stage
+    features.on_stage = bar.feature_stage(features)
     try:
         if todo:
             # Every family of the ladder's strategies, computed up front (also on a resumed
@@ -417,11 +463,10 @@ def _run_ladder(
                 for component in COMPONENTS:
                     features.tokens(component)
                     features.embeddings(component)
-            bar.stage("token counts")
+            bar.stage("token counts", f"{features.n_samples:,} samples")
             t0 = time.perf_counter()
             _save_token_counts(features, out)
             add_time("token-counts", t0)
-        records = pool.records
         n_levels = len(level_values)
         for s, missing in todo.items():
             bar.stage(f"select {s} ({len(missing)} of {n_levels} levels)")
@@ -434,11 +479,14 @@ def _run_ladder(
                     bar.stage(f"metrics {where}")
                     met = dataset_metrics(features, sel.indices, seed=seed, bleu_sample=bleu_sample)
                 add_time("metrics", t0)
-                bar.stage(f"write {where}")
+                bar.stage(f"write {where}", f"{len(sel.indices):,} samples, {output_format}")
                 t0 = time.perf_counter()
                 sel.level_index, sel.pool, sel.metrics = i, info, met
                 write_dataset(
-                    out / level_dir(s, i), [records[j] for j in sel.indices], _manifest(sel)
+                    out / level_dir(s, i),
+                    pool.subset(sel.indices),
+                    _manifest(sel),
+                    output_format=output_format,
                 )
                 add_time("write", t0)
                 bar.advance()

@@ -244,6 +244,7 @@ def replay(
 def _replay_dataset(
     folder: Path, man: dict[str, Any], dest: Path, say: Callable[[str], None]
 ) -> ReplayResult:
+    from tritondiv.dataset import data_file, output_format_of
     from tritondiv.ladder import select_dataset
 
     workdir = man.get("workdir")
@@ -261,6 +262,7 @@ def _replay_dataset(
         seed=int(man.get("seed", 0)),
         pool_info=man.get("pool"),
         metrics=False,
+        output_format=output_format_of(man, data_file(folder)),
     )
     return _compare(folder, dest)
 
@@ -286,6 +288,7 @@ def _replay_ladder(folder: Path, dest: Path, say: Callable[[str], None]) -> list
         pool_info=index.get("pool"),
         metrics=False,
         report=False,
+        output_format=str(index.get("output_format", "jsonl")),
     )
     rel = [d["path"].relative_to(folder) for d in datasets]
     return [_compare(folder / r, dest / r) for r in rel]

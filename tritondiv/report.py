@@ -372,11 +372,15 @@ def _protocol_notes(rows: list[dict[str, Any]]) -> str:
     return html.escape("; ".join(out) + ".") if out else ""
 
 
-def _dataset_links(path: str) -> str:
-    from tritondiv.dataset import DATA_FILE, MANIFEST_FILE
+def _dataset_links(path: str, manifest: dict[str, Any]) -> str:
+    from tritondiv.dataset import DATA_FILE, MANIFEST_FILE, manifest_data_file
 
+    try:
+        name = manifest_data_file(manifest)
+    except ValueError:
+        name = DATA_FILE
     p = html.escape(path)
-    return f"<a href='{p}/{DATA_FILE}'>{DATA_FILE}</a> · <a href='{p}/{MANIFEST_FILE}'>manifest</a>"
+    return f"<a href='{p}/{name}'>{name}</a> · <a href='{p}/{MANIFEST_FILE}'>manifest</a>"
 
 
 _STYLE = (
@@ -471,7 +475,7 @@ def write_report(directory: str | Path) -> Path:
         cells += [_typeless_cell(r.get("typeless")), r.get("mean_response_tokens")]
         row = "".join(f"<td>{_fmt(c)}</td>" for c in cells)
         row += f"<td class='mix'>{_source_mix(r.get('sources'))}</td>"
-        parts.append(f"<tr>{row}<td>{_dataset_links(r['_path'])}</td></tr>")
+        parts.append(f"<tr>{row}<td>{_dataset_links(r['_path'], r)}</td></tr>")
     parts.append("</table>")
     notes = _protocol_notes(ordered)
     if notes:

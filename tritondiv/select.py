@@ -268,9 +268,9 @@ def _coverage(type_counts: np.ndarray) -> int:
 
 
 def _progress(iterable, total: int, desc: str, progress: bool | None):
-    if progress is None:
-        progress = sys.stderr.isatty()
-    if not progress:
+    from tritondiv._log import progress_enabled
+
+    if not progress_enabled(progress):
         return iterable
     from tqdm.auto import tqdm  # type: ignore[import-untyped]
 

@@ -361,8 +361,11 @@ def tokenizer_identity(tokenizer: Any) -> dict[str, Any]:
 def _progress(total: int, desc: str, enabled: bool) -> Any:
     from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
-    # disable=None: on when stderr is a terminal, off otherwise.
-    return tqdm(total=total, desc=desc, unit="text", disable=None if enabled else True, leave=False)
+    from tritondiv._log import progress_enabled
+
+    # disable=None: on when stderr is a terminal, off otherwise (always off after -q).
+    on = enabled and progress_enabled()
+    return tqdm(total=total, desc=desc, unit="text", disable=None if on else True, leave=False)
 
 
 def tokenize(

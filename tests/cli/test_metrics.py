@@ -20,9 +20,10 @@ def test_metrics_of_a_pool_file(
     argv = ["metrics", str(src), "--limit", "60", "--no-embeddings", "--bleu-sample", "20",
             "--json", str(out)]  # fmt: skip
     assert main(argv) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert f"{src}  (60 samples)" in printed
-    assert printed.count("(self-BLEU on 20 texts)") == 2 and f"wrote {out}" in printed
+    assert printed.count("(self-BLEU on 20 texts)") == 2 and f"wrote {out}" in captured.err
     (res,) = json.loads(out.read_text())["datasets"]
     assert res["n"] == 60
     for comp in ("instruction", "response"):
@@ -30,7 +31,9 @@ def test_metrics_of_a_pool_file(
 
 
 def test_metrics_of_a_missing_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["metrics", str(tmp_path / "nothing")]) == 2
+    # every dataset is checked before the first is measured
+    (tmp_path / "a.jsonl").write_text('{"instruction": "q", "output": "a"}\n')
+    assert main(["metrics", str(tmp_path / "a.jsonl"), str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("tritondiv metrics: error:") and "does not exist" in err
     assert err.count("\n") == 1

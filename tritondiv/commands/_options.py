@@ -16,7 +16,7 @@ and ``ladder``).
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 from collections.abc import Collection
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, TypeVar
@@ -34,6 +34,12 @@ def _formats() -> tuple[str, ...]:
     from tritondiv.pool import FORMATS
 
     return tuple(FORMATS)
+
+
+def _output_formats() -> tuple[str, ...]:
+    from tritondiv.dataset import OUTPUT_FORMATS
+
+    return OUTPUT_FORMATS
 
 
 @dataclass
@@ -97,7 +103,8 @@ class PoolArgs:
             )
 
     def load(self) -> Any:
-        """The pool (``skipped K records: reasons...`` on stderr when records were skipped)."""
+        """The pool (``skipped K records: reasons...`` logged as a warning when records were
+        skipped)."""
         from tritondiv.pool import load_pool, summarize_skipped
 
         pool = load_pool(
@@ -112,7 +119,7 @@ class PoolArgs:
             id=self.id_field,
         )
         if pool.skipped:
-            print(summarize_skipped(pool.skipped), file=sys.stderr)
+            logging.getLogger(__name__).warning("%s", summarize_skipped(pool.skipped))
         return pool
 
     def info(self, pool: Any) -> dict[str, Any]:
@@ -130,7 +137,8 @@ class PoolArgs:
 
 @dataclass
 class RunArgs:
-    """Seed and metrics of ``select`` and ``ladder`` (the API's keyword arguments)."""
+    """Seed, metrics and output format of ``select`` and ``ladder`` (the API's keyword
+    arguments)."""
 
     seed: int = _opt(0, "seed of every random choice", type=int)
     bleu_sample: int = _opt(1000, "self-BLEU sample size", type=int)
@@ -140,6 +148,17 @@ class RunArgs:
         flag="--no-metrics",
         action="store_false",
     )
+    output_format: str = _opt(
+        "jsonl",
+        "data file format: jsonl (the original records, default), parquet (the same as "
+        "table rows), messages (TRL conversational) or prompt-completion (TRL standard)",
+        choices=_output_formats,
+    )
+
+    def __post_init__(self) -> None:
+        from tritondiv.dataset import check_output_format
+
+        check_output_format(self.output_format)
 
 
 def add_arguments(

@@ -4,6 +4,7 @@ every dataset of a ladder, score each model, regress score on diversity level.""
 from __future__ import annotations
 
 import argparse
+import logging
 
 from tritondiv.commands.sft import add_train_options, config_from_args
 
@@ -61,6 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
+    from tritondiv._log import progress_enabled
     from tritondiv.sft.experiment import run_experiment, summary_table
 
     result = run_experiment(
@@ -80,8 +82,8 @@ def run(args: argparse.Namespace) -> int:
         strategies=[s for s in args.strategies.split(",") if s] if args.strategies else None,
         allow_overlap=args.allow_overlap,
         plot=not args.no_plot,
-        progress=not args.no_progress,
-        log=print,
+        progress=progress_enabled(not args.no_progress),
+        log=logging.getLogger(__name__).info,
     )
     print(summary_table(result), end="")
     print(

@@ -1,21 +1,22 @@
 """``tritondiv ladder``: datasets at every diversity level for several strategies, resumable.
 
 Layout: ``OUT/ladder.json`` (the index), ``OUT/<strategy>/level-<i>/{data.jsonl,
-manifest.json}``, then ``OUT/report.html`` with its PNG plots. Rerunning the same command
-skips every finished level whose manifest verifies and redoes a partial one.
+manifest.json}`` (``--output-format``: another data file), then ``OUT/report.html`` with
+its PNG plots. Rerunning the same command skips every finished level whose manifest
+verifies and redoes a partial one. ``--json OUT|-`` also writes the ladder's index
+(``ladder.json``) as JSON (``-``: on stdout, the summary on stderr).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from tritondiv.commands._options import EngineArgs, PoolArgs, RunArgs, add_arguments, from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from tritondiv.commands.select import add_feature_arguments
+    from tritondiv.commands.select import add_feature_arguments, add_json_argument
 
     p = sub.add_parser(
         "ladder",
@@ -37,11 +38,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("--out", required=True, help="ladder directory")
     p.add_argument("--no-report", action="store_true", help="do not write report.html")
+    add_json_argument(p, "the ladder's index (ladder.json)")
     add_feature_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, pool: Any = None, pool_info: dict[str, Any] | None = None) -> int:
+    from tritondiv._io import json_output_stream, write_json_output
     from tritondiv.commands._needs import check_run
     from tritondiv.commands._options import pool_from_args
     from tritondiv.dataset import check_output_dir
@@ -80,9 +83,12 @@ def run(args: argparse.Namespace, pool: Any = None, pool_info: dict[str, Any] | 
         bleu_sample=run_args.bleu_sample,
         report=not args.no_report,
         features=features,
-        log=lambda msg: print(msg, file=sys.stderr, flush=True),
+        output_format=run_args.output_format,
     )
-    print(f"{args.out}: {len(index['datasets'])} datasets in {index['seconds']:.1f} s")
+    human = json_output_stream(args.json)
+    print(f"{args.out}: {len(index['datasets'])} datasets in {index['seconds']:.1f} s", file=human)
     if not args.no_report:
-        print(f"report: {args.out}/report.html")
+        print(f"report: {args.out}/report.html", file=human)
+    if args.json:
+        write_json_output(args.json, index)
     return 0

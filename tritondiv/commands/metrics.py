@@ -8,10 +8,13 @@ self-BLEU-4 on a seeded sample (size stated), and type coverage from the manifes
 from __future__ import annotations
 
 import argparse
+import logging
 
 from tritondiv.commands._options import RunArgs, add_arguments
 from tritondiv.feature_store import FeatureOptions
 from tritondiv.metrics import METRIC_NAMES
+
+_log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -27,7 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         metavar="DATASET",
         help="dataset directory (data.jsonl [+ manifest.json]) or pool file",
     )
-    p.add_argument("--json", metavar="OUT", help="also write every metric to this JSON file")
+    p.add_argument(
+        "--json",
+        metavar="OUT",
+        help="also write every metric to this JSON file (-: to stdout, the table to stderr)",
+    )
     # the same --tokenizer, --embedding-model, --bleu-sample and --seed as select and ladder
     add_arguments(p, FeatureOptions, only=("tokenizer", "embedding_model"))
     p.add_argument(
@@ -50,25 +57,28 @@ def _fmt(v: object) -> str:
 
 def run(args: argparse.Namespace) -> int:
     import os
-    import sys
 
     from tritondiv._extras import check_extras
-    from tritondiv._io import write_json_atomic
+    from tritondiv._io import json_output_stream, write_json_output
     from tritondiv.dataset import jsonable
     from tritondiv.metrics import dataset_file_metrics
 
     if not args.no_embeddings:
         check_extras("embed", what="the mean pairwise embedding distance")
+    for ds in args.datasets:  # all of them, before the first is measured
+        if not os.path.exists(ds):
+            raise FileNotFoundError(f"{ds} does not exist: pass a dataset folder or a pool file")
+    human = json_output_stream(args.json)
     results = []
-    for ds in args.datasets:
+    for n, ds in enumerate(args.datasets, 1):
+        _log.info("metrics of %s (%d of %d)", ds, n, len(args.datasets))
         if not args.no_embeddings and os.path.exists(ds):
             # the one slow step: say so before it starts, and how to skip it
-            print(
-                f"{ds}: embedding both components with "
-                f"{args.embedding_model or 'the packaged all-MiniLM-L6-v2'} for the mean pairwise "
-                "distance (--no-embeddings skips it) ...",
-                file=sys.stderr,
-                flush=True,
+            _log.info(
+                "%s: embedding both components with %s for the mean pairwise distance "
+                "(--no-embeddings skips it) ...",
+                ds,
+                args.embedding_model or "the packaged all-MiniLM-L6-v2",
             )
         res = dataset_file_metrics(
             ds,
@@ -80,15 +90,20 @@ def run(args: argparse.Namespace) -> int:
             limit=args.limit,
         )
         results.append(res)
-        print(f"{ds}  ({res['n']} samples)")
+        print(f"{ds}  ({res['n']} samples)", file=human)
         for comp in ("instruction", "response"):
             m = res[comp]
             cells = "  ".join(f"{k}={_fmt(m[k])}" for k in METRIC_NAMES)
-            print(f"  {comp:<11}  {cells}  (self-BLEU on {m['self_bleu_sample']} texts)")
+            print(
+                f"  {comp:<11}  {cells}  (self-BLEU on {m['self_bleu_sample']} texts)", file=human
+            )
         own = (res.get("coverage") or {}).get("own")
         if own:
-            print(f"  coverage     {own['covered']}/{own['n_types']} {own['family']} types")
+            print(
+                f"  coverage     {own['covered']}/{own['n_types']} {own['family']} types",
+                file=human,
+            )
     if args.json:
-        write_json_atomic(args.json, jsonable({"datasets": results}))
-        print(f"wrote {args.json}")
+        where = write_json_output(args.json, jsonable({"datasets": results}))
+        _log.info("wrote %s", where)
     return 0

@@ -2,7 +2,9 @@
 
 Writes ``OUT/data.jsonl`` (the selected records, original fields, selection order) and
 ``OUT/manifest.json`` (pool fingerprint, strategy and every option, seed, ids, k, k_min,
-k_max, coverage, sha256 of data.jsonl, metrics, versions).
+k_max, coverage, sha256 of data.jsonl, metrics, versions). ``--output-format`` writes
+``data.parquet``, TRL's ``messages`` or ``prompt-completion`` records instead;
+``--json OUT|-`` also writes the manifest as JSON (``-``: on stdout, the summary on stderr).
 """
 
 from __future__ import annotations
@@ -23,6 +25,16 @@ def add_feature_arguments(p: argparse.ArgumentParser) -> None:
     add_arguments(p.add_argument_group("engine"), EngineArgs)
 
 
+def add_json_argument(p: argparse.ArgumentParser, what: str) -> None:
+    """``--json OUT|-`` of ``select`` and ``ladder``: ``what`` as JSON to OUT or stdout."""
+    p.add_argument(
+        "--json",
+        default=None,
+        metavar="OUT",
+        help=f"also write {what} as JSON to OUT (-: to stdout, the summary to stderr)",
+    )
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     from tritondiv.strategies import STRATEGIES
 
@@ -37,11 +49,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--level", type=float, required=True, help="diversity level p in [0, 1]")
     p.add_argument("--size", type=int, required=True, help="number of samples to select")
     p.add_argument("--out", required=True, help="output directory (data.jsonl + manifest.json)")
+    add_json_argument(p, "the manifest")
     add_feature_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, pool: Any = None, pool_info: dict[str, Any] | None = None) -> int:
+    from tritondiv._io import json_output_stream, write_json_output
     from tritondiv.commands._options import pool_from_args
     from tritondiv.dataset import check_output_dir
     from tritondiv.feature_store import FeatureOptions
@@ -80,10 +94,14 @@ def run(args: argparse.Namespace, pool: Any = None, pool_info: dict[str, Any] | 
         metrics=run_args.metrics,
         bleu_sample=run_args.bleu_sample,
         features=features,
+        output_format=run_args.output_format,
     )
     print(
         f"{args.out}: {man['data']['records']} samples, strategy {man['strategy']} level "
         f"{man['level']:g}: k={man['k']} (k_min={man['k_min']}, k_max={man['k_max']}), "
-        f"coverage {man['coverage']}/{man['n_types']}"
+        f"coverage {man['coverage']}/{man['n_types']}",
+        file=json_output_stream(args.json),
     )
+    if args.json:
+        write_json_output(args.json, man)
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 
 
 def add_train_options(p: argparse.ArgumentParser) -> None:
@@ -130,6 +131,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
+    from tritondiv._log import progress_enabled
     from tritondiv.sft.train import train
 
     man = train(
@@ -139,8 +141,8 @@ def run(args: argparse.Namespace) -> int:
         config_from_args(args),
         gguf_file=args.gguf_file,
         resume=not args.no_resume,
-        progress=not args.no_progress,
-        log=print,
+        progress=progress_enabled(not args.no_progress),
+        log=logging.getLogger(__name__).info,
     )
     summary = {k: man[k] for k in ("status", "step", "tokens", "seconds", "tokens_per_second")}
     summary["final_loss"] = man["losses"][-1] if man["losses"] else None

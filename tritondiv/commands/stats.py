@@ -3,7 +3,8 @@
 Tokenizes the instruction and/or response texts (cached), then prints one table with a
 column per component: samples, tokens, vocabulary used, frequency bands, mean mid-band
 types per sample, distinct-1/2, entropy and lengths. ``--json OUT`` writes the same
-figures (plus the pool fingerprint and tokenizer hash) atomically.
+figures (plus the pool fingerprint and tokenizer hash) atomically; ``--json -`` prints them
+on stdout instead (the table then goes to stderr).
 
 Band thresholds: ``--lo``/``--hi`` take an occurrence count (``--lo 10``) or a count
 relative to the pool size, a number followed by ``x`` that multiplies the number of
@@ -19,12 +20,14 @@ the cluster instead of its reading the files.
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 import time
 from typing import Any
 
 from tritondiv.commands._options import EngineArgs, PoolArgs, add_arguments, from_args
 from tritondiv.feature_store import FeatureOptions
+
+_log = logging.getLogger(__name__)
 
 # the options of FeatureOptions that `stats` shares with select and ladder
 _SHARED = ("tokenizer", "lo", "hi", "cache", "progress")
@@ -72,7 +75,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     # the same --tokenizer, --lo, --hi, --no-cache, --no-progress as select and ladder
     add_arguments(p, FeatureOptions, only=_SHARED)
     p.add_argument(
-        "--json", default=None, metavar="OUT", help="also write the figures as JSON to OUT"
+        "--json",
+        default=None,
+        metavar="OUT",
+        help="also write the figures as JSON to OUT (-: to stdout, the table to stderr)",
     )
     add_arguments(p.add_argument_group("engine"), EngineArgs, only=_ENGINE)
     p.set_defaults(func=run)
@@ -124,7 +130,7 @@ def _ray_stats(
 
 
 def run(args: argparse.Namespace, pool: Any = None) -> int:
-    from tritondiv._io import write_json_atomic
+    from tritondiv._io import json_output_stream, write_json_output
     from tritondiv.stats import token_stats
     from tritondiv.tokens import load_tokenizer, tokenize_pool, tokenizer_hash
 
@@ -138,6 +144,7 @@ def run(args: argparse.Namespace, pool: Any = None) -> int:
     components = ("instruction", "response") if args.component == "both" else (args.component,)
     results: dict[str, dict[str, Any]] = {}
     for comp in components:
+        _log.info("token statistics of the %s texts: %s samples", comp, f"{len(pool):,}")
         if engine.on_ray:
             results[comp] = _ray_stats(pool, comp, pool_args, options, engine).to_dict()
             continue
@@ -149,11 +156,15 @@ def run(args: argparse.Namespace, pool: Any = None) -> int:
 
     lo = {c: r["lo"] for c, r in results.items()}
     hi = {c: r["hi"] for c, r in results.items()}
-    print(f"pool: {pool!r}  fingerprint {pool.fingerprint[:12]}")
-    print(f"band: lo={options.lo} -> {lo}, hi={options.hi} -> {hi} occurrences (lo <= count <= hi)")
-    print(format_table(results))
+    human = json_output_stream(args.json)
+    print(f"pool: {pool!r}  fingerprint {pool.fingerprint[:12]}", file=human)
+    print(
+        f"band: lo={options.lo} -> {lo}, hi={options.hi} -> {hi} occurrences (lo <= count <= hi)",
+        file=human,
+    )
+    print(format_table(results), file=human)
     if args.json:
-        write_json_atomic(
+        where = write_json_output(
             args.json,
             {
                 "pool": {
@@ -171,5 +182,5 @@ def run(args: argparse.Namespace, pool: Any = None) -> int:
                 "seconds": round(elapsed, 3),
             },
         )
-        print(f"wrote {args.json}", file=sys.stderr)
+        _log.info("wrote %s", where)
     return 0

@@ -74,11 +74,11 @@ def _check_block(block_size: int | None) -> int:
 
 
 def progress_bar(total: int, progress: bool | None, desc: str):  # type: ignore[no-untyped-def]
-    import sys
-
     from tqdm.auto import tqdm
 
-    disable = (not sys.stderr.isatty()) if progress is None else not progress
+    from tritondiv._log import progress_enabled
+
+    disable = not progress_enabled(progress)
     return tqdm(total=total, desc=desc, disable=disable or total <= 1, leave=False)
 
 

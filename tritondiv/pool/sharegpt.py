@@ -137,12 +137,14 @@ def recover_json_list(
     out: list[Any] = []
     from tqdm.auto import tqdm
 
+    from tritondiv._log import progress_enabled
+
     bar = tqdm(
         total=n,
         unit="char",
         unit_scale=True,
         desc="recovering ShareGPT",
-        disable=(not progress) or None,
+        disable=(not progress_enabled(progress)) or None,
     )
     done = 0
     tail: int | None = None
