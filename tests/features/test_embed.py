@@ -172,12 +172,17 @@ def test_precomputed_checks(tmp_path: Path) -> None:
     got = embed_pool(pool, "instruction", precomputed=p)
     assert got.dtype == np.float32 and got.shape == (3, 2)
     np.testing.assert_allclose(got, [[0.6, 0.8], [0, 1], [1, 0]], atol=1e-6)
-    # float32 files too (memory-mapped read-only: they are normalized on a copy)
+    # float32 files too: not normalized, so normalized once into the cache; file untouched
     np.save(p, good.astype(np.float32))
     got = embed_pool(pool, "instruction", precomputed=p)
     np.testing.assert_allclose(got, [[0.6, 0.8], [0, 1], [1, 0]], atol=1e-6)
-    got[0, 0] = 9.0  # the result is writable and the file is untouched
+    assert not got.flags.writeable and Path(got.filename).parent == cache_dir() / "embed"
     assert np.load(p)[0, 0] == 3.0
+    again = embed_pool(pool, "instruction", precomputed=p)  # the normalized copy is reused
+    assert Path(again.filename) == Path(got.filename)
+    mem = embed_pool(pool, "instruction", precomputed=p, cache=False)  # in memory
+    np.testing.assert_array_equal(mem, got)
+    assert not isinstance(mem, np.memmap)
 
     np.save(p, np.ones((4, 2), np.float32))
     with pytest.raises(ValueError, match=r"emb\.npy.*4 rows.*3 samples"):
