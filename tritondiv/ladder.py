@@ -195,15 +195,16 @@ def select_dataset(
     bar = _StageBar(1, features.progress)
     features.on_stage = bar.stage
     try:
-        bar.stage(f"select {strategy} level {float(level):g}")
+        label = _strategy_label(strategy, features.options)
+        bar.stage(f"select {label} level {float(level):g}")
         (sel,) = run_strategy(strategy, features, size, [float(level)], seed)
         sel.pool = pool_info or pool_meta(pool)
         if metrics:
-            bar.stage(f"metrics {strategy}")
+            bar.stage(f"metrics {label}")
             sel.metrics = dataset_metrics(features, sel.indices, seed=seed, bleu_sample=bleu_sample)
         sel.timings = dict(features.timings)
         records = pool.records
-        bar.stage(f"write {strategy}")
+        bar.stage(f"write {label}")
         with dataset_lock(out):
             man = write_dataset(out, [records[i] for i in sel.indices], _manifest(sel))
         bar.advance()
@@ -211,6 +212,13 @@ def select_dataset(
     finally:
         features.on_stage = None
         bar.close()
+
+
+def _strategy_label(name: str, options: FeatureOptions) -> str:
+    """A strategy as the bar names it: a type family as it is (``response-micro``), a
+    baseline with the component it runs on (``kcenter on response``)."""
+    component, family = strategy_spec(name).resolve(options)
+    return name if name == family else f"{name} on {component}"
 
 
 class _StageBar:
@@ -421,10 +429,11 @@ def _run_ladder(
         records = pool.records
         n_levels = len(level_values)
         for s, missing in todo.items():
-            bar.stage(f"select {s} ({len(missing)} of {n_levels} levels)")
+            label = _strategy_label(s, features.options)
+            bar.stage(f"select {label} ({len(missing)} of {n_levels} levels)")
             sels = run_strategy(s, features, size, [level_values[i] for i in missing], seed)
             for i, sel in zip(missing, sels, strict=True):
-                where = f"{s} level {i + 1}/{n_levels}"
+                where = f"{label} level {i + 1}/{n_levels}"
                 t0 = time.perf_counter()
                 met = None
                 if metrics:
