@@ -209,6 +209,35 @@ def test_precomputed_checks(tmp_path: Path) -> None:
         embed_pool(pool, "instruction", precomputed=tmp_path / "junk.npy")
 
 
+def test_normalized_float32_file_is_mapped_not_copied(tmp_path: Path) -> None:
+    from tritondiv.feature_store import FeatureOptions, Features
+    from tritondiv.kernels import kmeans, knn_graph
+    from tritondiv.kernels._common import to_float32
+    from tritondiv.kernels.cpu import normalize_rows
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 8)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    p = tmp_path / "unit.npy"
+    np.save(p, x)
+    pool = FakePool([f"t{i}" for i in range(40)], [f"r{i}" for i in range(40)], "fp-unit")
+    got = embed_pool(pool, "response", precomputed=p)
+    assert isinstance(got, np.memmap) and Path(got.filename) == p.resolve()
+    assert not got.flags.writeable
+    feats = Features(pool, FeatureOptions(embeddings_response=str(p)))
+    X = feats.embeddings("response")
+    assert np.shares_memory(X, got)
+    # the kernels' entry checks and normalization keep the mapped rows
+    xs = to_float32(X, "X")
+    assert np.shares_memory(xs, got) and normalize_rows(xs) is xs
+    np.testing.assert_array_equal(
+        kmeans(X, 3, device="cpu").labels, kmeans(x, 3, device="cpu").labels
+    )
+    np.testing.assert_array_equal(
+        knn_graph(X, 4, device="cpu").indices, knn_graph(x, 4, device="cpu").indices
+    )
+
+
 def _read_jsonl_gz(path: Path, indices: list[int]) -> list[dict]:
     want = set(indices)
     out: dict[int, dict] = {}
