@@ -135,6 +135,25 @@ def run_child(entry: Path, mode: str, limit_mib: int, repeats: int) -> dict:
     return json.loads(out.stdout)
 
 
+def interleaved(entry: Path, repeats: int) -> tuple[float, float]:
+    """Median ``token_stats`` seconds of the mapped and the in-memory CSR, runs alternating."""
+    import statistics
+
+    from tritondiv.stats import token_stats
+    from tritondiv.tokens import TokenCSR, open_token_entry
+
+    a = open_token_entry(entry)
+    b = TokenCSR(np.array(a.offsets), np.array(a.ids), a.vocab_size)
+    times: dict[str, list[float]] = {"map": [], "mem": []}
+    for i in range(max(repeats, 3) + 1):
+        for name, csr in (("map", a), ("mem", b)):
+            t0 = time.perf_counter()
+            token_stats(csr, lo=10, hi=500, ns=(1, 2))
+            if i:  # the first round is a warm-up
+                times[name].append(time.perf_counter() - t0)
+    return statistics.median(times["map"]), statistics.median(times["mem"])
+
+
 def real_tokenize(repeats: int, limit: int | None) -> list[str]:
     from tritondiv.pool import load_pool
     from tritondiv.stats import token_stats
@@ -205,6 +224,8 @@ def main() -> int:
         print("memory:", {k: v for k, v in mem.items() if k != "stats"}, flush=True)
         if mm["stats"] != mem["stats"]:
             raise SystemExit("the memmap and in-memory statistics differ")
+        inter = interleaved(entry, args.repeats)
+        print("interleaved:", inter, flush=True)
     finally:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
@@ -231,6 +252,12 @@ def main() -> int:
         "ends with RssFile "
         f"{mm['rss_file'] / gib:.2f} GiB); its own memory (RssAnon) stays at "
         f"{mm['anon_peak'] / size:.1%} of the CSR.",
+        "",
+        "The same two CSRs in one process, `token_stats` runs alternating memmap / in "
+        f"memory (medians of {max(args.repeats, 3)}, after one untimed run of each: the "
+        "separate children above each met a different share of the machine's load): "
+        f"memmap {inter[0]:.2f} s, in memory {inter[1]:.2f} s, ratio "
+        f"{inter[0] / inter[1]:.2f}.",
         "",
     ]
     print("\n(b) real tokenization ...", flush=True)

@@ -528,7 +528,7 @@ class _NpyAppender:
 
     def append(self, block: np.ndarray) -> None:
         block = np.ascontiguousarray(block, dtype=self.dtype)
-        self._fh.write(memoryview(block).cast("B"))
+        self._fh.write(block.data)  # C-contiguous: written as its bytes
         self.length += int(block.size)
 
     def close(self) -> None:
