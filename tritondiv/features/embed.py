@@ -302,13 +302,13 @@ def _scan_precomputed(arr: np.ndarray, path: Path) -> bool:
     bad: list[np.ndarray] = []
     unit = True
     for s in range(0, arr.shape[0], BLOCK_ROWS):
-        blk = np.asarray(arr[s : s + BLOCK_ROWS], dtype=np.float64)
+        blk = arr[s : s + BLOCK_ROWS]
         finite = np.isfinite(blk).all(axis=1)
         if not finite.all():
             bad.append(np.flatnonzero(~finite) + s)
             continue
         if unit:
-            sq = np.einsum("ij,ij->i", blk, blk)
+            sq = np.einsum("ij,ij->i", blk, blk, dtype=np.float64)
             unit = bool(np.all((np.abs(sq - 1.0) <= UNIT_TOL) | (sq == 0.0)))
     if bad:
         rows = np.concatenate(bad)
