@@ -580,7 +580,8 @@ class Features:
 
     # ---- raw features -----------------------------------------------------------------
     def embeddings(self, component: str) -> np.ndarray:
-        """``float32[N, d]`` L2-normalized embeddings of a component."""
+        """``float32[N, d]`` L2-normalized embeddings of a component: read-only, memory-mapped
+        from the cache (or the user's normalized float32 ``.npy``), never copied whole."""
         _check_component(component)
 
         def compute() -> np.ndarray:
@@ -600,7 +601,8 @@ class Features:
         return self._timed(self._embeddings, component, f"embed-{component}", compute)
 
     def tokens(self, component: str) -> Any:
-        """The component's token ids (:class:`tritondiv.tokens.TokenCSR`)."""
+        """The component's token ids (:class:`tritondiv.tokens.TokenCSR`), memory-mapped from
+        the cache (in memory with ``cache=False``)."""
         _check_component(component)
 
         def compute() -> Any:

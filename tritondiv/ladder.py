@@ -214,14 +214,15 @@ def select_dataset(
     bar = _StageBar(1, features.progress)
     features.on_stage = bar.feature_stage(features)
     try:
-        bar.stage(f"select {strategy} level {float(level):g}")
+        label = _strategy_label(strategy, features.options)
+        bar.stage(f"select {label} level {float(level):g}")
         (sel,) = run_strategy(strategy, features, size, [float(level)], seed)
         sel.pool = pool_info or pool_meta(pool)
         if metrics:
-            bar.stage(f"metrics {strategy}", f"{len(sel.indices):,} samples")
+            bar.stage(f"metrics {label}", f"{len(sel.indices):,} samples")
             sel.metrics = dataset_metrics(features, sel.indices, seed=seed, bleu_sample=bleu_sample)
         sel.timings = dict(features.timings)
-        bar.stage(f"write {strategy} ({len(sel.indices):,} samples, {output_format})")
+        bar.stage(f"write {label} ({len(sel.indices):,} samples, {output_format})")
         with dataset_lock(out):
             man = write_dataset(
                 out, pool.subset(sel.indices), _manifest(sel), output_format=output_format
@@ -231,6 +232,13 @@ def select_dataset(
     finally:
         features.on_stage = None
         bar.close()
+
+
+def _strategy_label(name: str, options: FeatureOptions) -> str:
+    """A strategy as the bar names it: a type family as it is (``response-micro``), a
+    baseline with the component it runs on (``kcenter on response``)."""
+    component, family = strategy_spec(name).resolve(options)
+    return name if name == family else f"{name} on {component}"
 
 
 class _StageBar:
@@ -469,10 +477,11 @@ def _run_ladder(
             add_time("token-counts", t0)
         n_levels = len(level_values)
         for s, missing in todo.items():
-            bar.stage(f"select {s} ({len(missing)} of {n_levels} levels)")
+            label = _strategy_label(s, features.options)
+            bar.stage(f"select {label} ({len(missing)} of {n_levels} levels)")
             sels = run_strategy(s, features, size, [level_values[i] for i in missing], seed)
             for i, sel in zip(missing, sels, strict=True):
-                where = f"{s} level {i + 1}/{n_levels}"
+                where = f"{label} level {i + 1}/{n_levels}"
                 t0 = time.perf_counter()
                 met = None
                 if metrics:

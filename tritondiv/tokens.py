@@ -19,10 +19,13 @@ off so that every token of every text is counted.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+import shutil
+import struct
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -30,13 +33,15 @@ from typing import Any
 
 import numpy as np
 
-from tritondiv._io import cache_dir, load_npz, save_npz_atomic
+from tritondiv._io import cache_dir, clean_stale_temporaries, fsync_dir, temporary_name
 
 __all__ = [
     "TOKENIZER_NAMES",
     "TokenCSR",
+    "TokenWriter",
     "WhitespaceTokenizer",
     "load_tokenizer",
+    "open_token_entry",
     "tokenize",
     "tokenize_pool",
     "tokenizer_hash",
@@ -44,7 +49,7 @@ __all__ = [
 ]
 
 # Bumped whenever the cached layout or the tokenization rule changes.
-_CACHE_VERSION = "tokens-v1"
+_CACHE_VERSION = "tokens-v2"
 _COMPONENTS = ("instruction", "response")
 
 
@@ -368,6 +373,68 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
     return tqdm(total=total, desc=desc, unit="text", disable=None if on else True, leave=False)
 
 
+def _check_batch(batch: list[Any], start: int) -> None:
+    bad = next((j for j, t in enumerate(batch) if not isinstance(t, str)), None)
+    if bad is not None:
+        raise TypeError(
+            f"tokenize: texts[{start + bad}] is {type(batch[bad]).__name__}, expected str"
+        )
+
+
+def _texts_block(texts: Sequence[str], start: int, stop: int) -> list[Any]:
+    """``texts[start:stop]`` as a list (an Arrow-backed column converts the block at once)."""
+    block = texts[start:stop]
+    to_pylist = getattr(block, "to_pylist", None)
+    return list(to_pylist() if callable(to_pylist) else block)
+
+
+def _encode_blocks(
+    texts: Sequence[str],
+    tokenizer: Any,
+    sink: Callable[[np.ndarray, np.ndarray], None],
+    *,
+    batch_size: int,
+    add_special_tokens: bool,
+    progress: bool,
+    desc: str,
+) -> int:
+    """Encode ``texts`` block by block, handing each block's ``(lengths int64, ids int32)``
+    to ``sink``; return the vocabulary size. Only one block of texts and ids is alive at a
+    time, so the caller decides where the CSR lives (memory or a file)."""
+    if isinstance(texts, str):
+        raise TypeError(
+            "tokenize: texts must be a sequence of strings, not one string (wrap it in a list)"
+        )
+    if batch_size < 1:
+        raise ValueError(f"tokenize: batch_size must be >= 1, got {batch_size}")
+    words: dict[str, int] | None = None
+    if isinstance(tokenizer, WhitespaceTokenizer):
+        words = {}
+        vocab_size = 0
+    else:
+        vocab_size = int(tokenizer.get_vocab_size(with_added_tokens=True))
+        encode = getattr(tokenizer, "encode_batch_fast", None) or tokenizer.encode_batch
+    n = len(texts)
+    with _progress(n, desc, progress) as bar:
+        for start in range(0, n, batch_size):
+            batch = _texts_block(texts, start, start + batch_size)
+            _check_batch(batch, start)
+            if words is not None:
+                ids_lists = tokenizer.encode_ids(batch, words)
+            else:
+                encs = encode(batch, add_special_tokens=add_special_tokens)
+                ids_lists = [e.ids for e in encs]
+            lengths = np.fromiter(map(len, ids_lists), dtype=np.int64, count=len(batch))
+            total = int(lengths.sum())
+            ids = np.fromiter(chain.from_iterable(ids_lists), dtype=np.int32, count=total)
+            sink(lengths, ids)
+            bar.update(len(batch))
+    if words is not None:
+        vocab_size = len(words)
+        tokenizer.vocab = list(words)
+    return vocab_size
+
+
 def tokenize(
     texts: Sequence[str],
     tokenizer: Any = None,
@@ -377,11 +444,12 @@ def tokenize(
     progress: bool = True,
     desc: str = "tokenize",
 ) -> TokenCSR:
-    """Tokenize texts into a :class:`TokenCSR`.
+    """Tokenize texts into an in-memory :class:`TokenCSR`.
 
     Batches go through ``Tokenizer.encode_batch_fast`` (``encode_batch`` on older
     ``tokenizers``), which runs on all cores; each batch becomes one block of the CSR with
-    no Python loop over tokens.
+    no Python loop over tokens. :func:`tokenize_pool` runs the same blocks into a
+    memory-mapped cache entry instead, for pools whose tokens do not fit in memory.
 
     Parameters
     ----------
@@ -407,52 +475,196 @@ def tokenize(
     -------
     TokenCSR
     """
-    if isinstance(texts, str):
-        raise TypeError(
-            "tokenize: texts must be a sequence of strings, not one string (wrap it in a list)"
-        )
-    if batch_size < 1:
-        raise ValueError(f"tokenize: batch_size must be >= 1, got {batch_size}")
     tokenizer = _resolve(tokenizer, "tokenize")
-    words: dict[str, int] | None = None
-    if isinstance(tokenizer, WhitespaceTokenizer):
-        words = {}
-        vocab_size = 0
-    else:
-        vocab_size = int(tokenizer.get_vocab_size(with_added_tokens=True))
-        encode = getattr(tokenizer, "encode_batch_fast", None) or tokenizer.encode_batch
-    n = len(texts)
-    lengths = np.zeros(n, dtype=np.int64)
-    blocks: list[np.ndarray] = []
-    with _progress(n, desc, progress) as bar:
-        for start in range(0, n, batch_size):
-            batch = list(texts[start : start + batch_size])
-            bad = next((j for j, t in enumerate(batch) if not isinstance(t, str)), None)
-            if bad is not None:
-                raise TypeError(
-                    f"tokenize: texts[{start + bad}] is {type(batch[bad]).__name__}, expected str"
-                )
-            if words is not None:
-                ids_lists = tokenizer.encode_ids(batch, words)
-            else:
-                encs = encode(batch, add_special_tokens=add_special_tokens)
-                ids_lists = [e.ids for e in encs]
-            lengths[start : start + len(batch)] = np.fromiter(
-                map(len, ids_lists), dtype=np.int64, count=len(batch)
-            )
-            total = int(lengths[start : start + len(batch)].sum())
-            if total:
-                blocks.append(
-                    np.fromiter(chain.from_iterable(ids_lists), dtype=np.int32, count=total)
-                )
-            bar.update(len(batch))
-    if words is not None:
-        vocab_size = len(words)
-        tokenizer.vocab = list(words)
+    length_blocks: list[np.ndarray] = []
+    id_blocks: list[np.ndarray] = []
+
+    def keep(lengths: np.ndarray, ids: np.ndarray) -> None:
+        length_blocks.append(lengths)
+        if ids.size:
+            id_blocks.append(ids)
+
+    vocab_size = _encode_blocks(
+        texts,
+        tokenizer,
+        keep,
+        batch_size=batch_size,
+        add_special_tokens=add_special_tokens,
+        progress=progress,
+        desc=desc,
+    )
+    n = sum(b.size for b in length_blocks)
     offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    ids = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int32)
+    if n:
+        np.cumsum(np.concatenate(length_blocks), out=offsets[1:])
+    ids = np.concatenate(id_blocks) if id_blocks else np.zeros(0, dtype=np.int32)
     return TokenCSR(offsets, ids, vocab_size)
+
+
+# ---- the memory-mapped cache entry ----------------------------------------------------------
+#
+# An entry is a folder ``<key>/`` holding ``offsets.npy`` (int64[n+1]), ``ids.npy``
+# (int32[nnz]) and ``meta.json``. The arrays are plain ``.npy`` files whose fixed-size
+# header is written last (the length is known only at the end), so the ids stream to disk
+# block by block; the folder is built aside under a temporary name, fsynced and renamed
+# into place, and opened with ``np.load(mmap_mode="r")``.
+
+_NPY_HEADER = 128  # bytes: magic + version + length + dict, padded (a multiple of 64)
+_ENTRY_FILES = ("offsets.npy", "ids.npy", "meta.json")
+
+
+def _npy_header(dtype: np.dtype[Any], length: int) -> bytes:
+    body = f"{{'descr': {dtype.str!r}, 'fortran_order': False, 'shape': ({length},), }}"
+    room = _NPY_HEADER - 10
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", room) + (body.ljust(room - 1) + "\n").encode()
+
+
+class _NpyAppender:
+    """A 1-D ``.npy`` file written by appending blocks; :meth:`close` writes the header."""
+
+    def __init__(self, path: Path, dtype: Any) -> None:
+        self.path = path
+        self.dtype = np.dtype(dtype)
+        self.length = 0
+        self._fh = open(path, "wb")  # closed by close() or abort()
+        self._fh.write(b"\0" * _NPY_HEADER)
+
+    def append(self, block: np.ndarray) -> None:
+        block = np.ascontiguousarray(block, dtype=self.dtype)
+        self._fh.write(block.data)  # C-contiguous: written as its bytes
+        self.length += int(block.size)
+
+    def close(self) -> None:
+        self._fh.flush()
+        self._fh.seek(0)
+        self._fh.write(_npy_header(self.dtype, self.length))
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+
+    def abort(self) -> None:
+        self._fh.close()
+
+
+class TokenWriter:
+    """Write a token CSR block by block into a cache entry folder, atomically.
+
+    ``append(lengths, ids)`` adds the next texts (their token counts and concatenated
+    ids); :meth:`finish` writes ``meta.json``, fsyncs, renames the folder built aside onto
+    ``path`` (an earlier entry there is replaced) and returns the entry opened with mmap.
+    Leaving the ``with`` block on an error removes the temporary folder, so an entry is
+    either complete or absent.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale_temporaries(self.path.parent)
+        self._tmp = self.path.parent / temporary_name(self.path.name)
+        self._tmp.mkdir()
+        self._offsets = _NpyAppender(self._tmp / "offsets.npy", np.int64)
+        self._ids = _NpyAppender(self._tmp / "ids.npy", np.int32)
+        self._offsets.append(np.zeros(1, dtype=np.int64))
+        self._total = 0
+        self._done = False
+
+    def __enter__(self) -> TokenWriter:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if not self._done:
+            self.abort()
+
+    def append(self, lengths: np.ndarray, ids: np.ndarray) -> None:
+        lengths = np.asarray(lengths, dtype=np.int64)
+        ends = np.cumsum(lengths) + self._total
+        if lengths.size:
+            if int(ends[-1]) - self._total != ids.size:
+                raise ValueError(
+                    f"TokenWriter.append: lengths sum to {int(ends[-1]) - self._total} but "
+                    f"{ids.size} ids were given"
+                )
+            self._total = int(ends[-1])
+        elif ids.size:
+            raise ValueError(f"TokenWriter.append: {ids.size} ids for no text")
+        self._offsets.append(ends)
+        self._ids.append(ids)
+
+    def abort(self) -> None:
+        self._offsets.abort()
+        self._ids.abort()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+        self._done = True
+
+    def finish(self, vocab_size: int) -> TokenCSR:
+        self._offsets.close()
+        self._ids.close()
+        meta = {
+            "version": _CACHE_VERSION,
+            "n_samples": self._offsets.length - 1,
+            "n_tokens": self._ids.length,
+            "vocab_size": int(vocab_size),
+        }
+        with open(self._tmp / "meta.json", "w", encoding="utf-8") as fh:
+            json.dump(meta, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        fsync_dir(self._tmp)
+        old = None
+        if self.path.exists():  # a damaged entry (or a concurrent writer's): swap it out
+            old = self.path.parent / temporary_name(self.path.name, "old")
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(self.path, old)
+        try:
+            os.replace(self._tmp, self.path)
+        except OSError:  # another writer put its (equal) entry there first
+            shutil.rmtree(self._tmp, ignore_errors=True)
+        fsync_dir(self.path.parent)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        self._done = True
+        return open_token_entry(self.path)
+
+
+def open_token_entry(path: str | os.PathLike[str], n_samples: int | None = None) -> TokenCSR:
+    """Open a token cache entry (a :class:`TokenWriter` folder) memory-mapped, read-only.
+
+    Parameters
+    ----------
+    path : path
+        The entry folder.
+    n_samples : int, optional
+        The number of texts it must hold.
+
+    Returns
+    -------
+    TokenCSR
+        ``offsets`` and ``ids`` are read-only views of the files (nothing is read until
+        used; the page cache holds what is touched).
+
+    Raises
+    ------
+    OSError, ValueError, KeyError
+        A missing, truncated or inconsistent entry (the caller rebuilds it).
+    """
+    folder = Path(path)
+    with open(folder / "meta.json", encoding="utf-8") as fh:
+        meta = json.load(fh)
+    if meta.get("version") != _CACHE_VERSION:
+        raise ValueError(f"{folder}: cache entry version {meta.get('version')!r}")
+    n, nnz = int(meta["n_samples"]), int(meta["n_tokens"])
+    if n_samples is not None and n != n_samples:
+        raise ValueError(f"{folder}: {n} texts in the entry, {n_samples} expected")
+    arrays = []
+    for name, dtype, size in (("offsets.npy", np.int64, n + 1), ("ids.npy", np.int32, nnz)):
+        file = folder / name
+        if os.path.getsize(file) != _NPY_HEADER + size * np.dtype(dtype).itemsize:
+            raise ValueError(f"{file}: size does not match {size} entries")
+        arr = np.load(file, mmap_mode="r", allow_pickle=False) if size else np.zeros(0, dtype)
+        if arr.dtype != dtype or arr.shape != (size,):
+            raise ValueError(f"{file}: dtype {arr.dtype} shape {arr.shape}")
+        arrays.append(arr)
+    return TokenCSR(arrays[0], arrays[1], int(meta["vocab_size"]))
 
 
 def _cache_key(fingerprint: str, tok_hash: str, component: str, add_special_tokens: bool) -> str:
@@ -471,12 +683,16 @@ def tokenize_pool(
     cache: bool = True,
     progress: bool = True,
     add_special_tokens: bool = False,
+    batch_size: int = 2048,
 ) -> TokenCSR:
-    """Tokenize one component of a pool, cached on disk.
+    """Tokenize one component of a pool, cached on disk as memory-mapped files.
 
-    The cache entry (``cache_dir()/tokens/<key>.npz``) is keyed by the pool's fingerprint,
-    the sha256 of the tokenizer's JSON, the component and ``add_special_tokens``; any change
-    of one of them tokenizes again.
+    The cache entry (the folder ``cache_dir()/tokens/<key>/``, see :class:`TokenWriter`)
+    is keyed by the pool's fingerprint, the sha256 of the tokenizer's JSON, the component
+    and ``add_special_tokens``; any change of one of them tokenizes again. The texts are
+    encoded ``batch_size`` at a time and their ids streamed to the entry, which is then
+    memory-mapped: the CSR never has to fit in memory (only a block of it, and the
+    ``int64[n+1]`` offsets once read). A damaged or half-written entry is rebuilt.
 
     Parameters
     ----------
@@ -493,10 +709,13 @@ def tokenize_pool(
         Show a progress bar while tokenizing.
     add_special_tokens : bool, default False
         As in :func:`tokenize`.
+    batch_size : int, default 2048
+        Texts per encoded block.
 
     Returns
     -------
     TokenCSR
+        Read-only, memory-mapped from the cache (in memory when ``cache`` is false).
     """
     if component not in _COMPONENTS:
         raise ValueError(f"component must be one of {_COMPONENTS}, got {component!r}")
@@ -504,25 +723,28 @@ def tokenize_pool(
     key = _cache_key(
         str(pool.fingerprint), tokenizer_hash(tokenizer), component, add_special_tokens
     )
-    path = cache_dir() / "tokens" / f"{key}.npz"
-    if cache and path.is_file():
-        try:
-            z = load_npz(path)
-            return TokenCSR(z["offsets"], z["ids"], int(z["vocab_size"]))
-        except (OSError, KeyError, ValueError):
-            pass  # a damaged entry is rebuilt below
-    csr = tokenize(
-        pool.component(component),
-        tokenizer,
-        add_special_tokens=add_special_tokens,
-        progress=progress,
-        desc=f"tokenize {component}",
-    )
-    if cache:
-        save_npz_atomic(
-            path,
-            offsets=csr.offsets,
-            ids=csr.ids,
-            vocab_size=np.asarray(csr.vocab_size, dtype=np.int64),
+    path = cache_dir() / "tokens" / key
+    if not cache:
+        return tokenize(
+            pool.component(component),
+            tokenizer,
+            add_special_tokens=add_special_tokens,
+            progress=progress,
+            desc=f"tokenize {component}",
         )
-    return csr
+    if path.is_dir():
+        try:
+            return open_token_entry(path)  # the key holds the pool's fingerprint
+        except (OSError, KeyError, ValueError, TypeError):
+            pass  # a damaged or unfinished entry is rebuilt below
+    with TokenWriter(path) as writer:
+        vocab_size = _encode_blocks(
+            pool.component(component),
+            tokenizer,
+            writer.append,
+            batch_size=batch_size,
+            add_special_tokens=add_special_tokens,
+            progress=progress,
+            desc=f"tokenize {component}",
+        )
+        return writer.finish(vocab_size)

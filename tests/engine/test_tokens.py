@@ -127,7 +127,7 @@ def test_cache_hit_and_keys(tok, tmp_path):
     np.testing.assert_array_equal(first.offsets, again.offsets)
     np.testing.assert_array_equal(first.ids, again.ids)
     assert again.ids.dtype == np.int32 and again.vocab_size == first.vocab_size
-    entries = lambda: sorted(p.name for p in (cache_dir() / "tokens").glob("*.npz"))  # noqa: E731
+    entries = lambda: sorted(p.parent.name for p in (cache_dir() / "tokens").glob("*/meta.json"))  # noqa: E731
     n0 = len(entries())
 
     inst = tokenize_pool(pool, "instruction", tok, progress=False)  # other component
@@ -158,7 +158,7 @@ def test_cache_hit_and_keys(tok, tmp_path):
 def test_damaged_cache_entry_is_rebuilt(tok):
     pool = FakePool({"response": ["one two three"]}, fingerprint="fp-damaged")
     tokenize_pool(pool, "response", tok, progress=False)
-    for p in (cache_dir() / "tokens").glob("*.npz"):
+    for p in (cache_dir() / "tokens").glob("*/ids.npy"):
         p.write_bytes(b"garbage")
     csr = tokenize_pool(pool, "response", tok, progress=False)
     assert pool.calls == 2 and csr.n_tokens == 3

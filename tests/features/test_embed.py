@@ -172,12 +172,17 @@ def test_precomputed_checks(tmp_path: Path) -> None:
     got = embed_pool(pool, "instruction", precomputed=p)
     assert got.dtype == np.float32 and got.shape == (3, 2)
     np.testing.assert_allclose(got, [[0.6, 0.8], [0, 1], [1, 0]], atol=1e-6)
-    # float32 files too (memory-mapped read-only: they are normalized on a copy)
+    # float32 files too: not normalized, so normalized once into the cache; file untouched
     np.save(p, good.astype(np.float32))
     got = embed_pool(pool, "instruction", precomputed=p)
     np.testing.assert_allclose(got, [[0.6, 0.8], [0, 1], [1, 0]], atol=1e-6)
-    got[0, 0] = 9.0  # the result is writable and the file is untouched
+    assert not got.flags.writeable and Path(got.filename).parent == cache_dir() / "embed"
     assert np.load(p)[0, 0] == 3.0
+    again = embed_pool(pool, "instruction", precomputed=p)  # the normalized copy is reused
+    assert Path(again.filename) == Path(got.filename)
+    mem = embed_pool(pool, "instruction", precomputed=p, cache=False)  # in memory
+    np.testing.assert_array_equal(mem, got)
+    assert not isinstance(mem, np.memmap)
 
     np.save(p, np.ones((4, 2), np.float32))
     with pytest.raises(ValueError, match=r"emb\.npy.*4 rows.*3 samples"):
@@ -202,6 +207,38 @@ def test_precomputed_checks(tmp_path: Path) -> None:
     (tmp_path / "junk.npy").write_bytes(b"not numpy")
     with pytest.raises(ValueError, match=r"junk\.npy"):
         embed_pool(pool, "instruction", precomputed=tmp_path / "junk.npy")
+
+
+def test_normalized_float32_file_is_mapped_not_copied(tmp_path: Path) -> None:
+    from tritondiv.feature_store import FeatureOptions, Features
+    from tritondiv.kernels import kmeans, knn_graph
+    from tritondiv.kernels._common import to_float32
+    from tritondiv.kernels.cpu import normalize_rows
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 8)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    p = tmp_path / "unit.npy"
+    np.save(p, x)
+    pool = FakePool([f"t{i}" for i in range(40)], [f"r{i}" for i in range(40)], "fp-unit")
+    got = embed_pool(pool, "response", precomputed=p)
+    assert isinstance(got, np.memmap) and Path(got.filename) == p.resolve()
+    assert not got.flags.writeable
+    feats = Features(pool, FeatureOptions(embeddings_response=str(p)))
+    X = feats.embeddings("response")
+    base = X  # Features keeps a view of a mapping of the user's file, not a copy
+    while not isinstance(base, np.memmap):
+        base = base.base
+    assert Path(base.filename) == p.resolve() and not X.flags.writeable
+    # the kernels' entry checks and normalization keep the mapped rows
+    xs = to_float32(X, "X")
+    assert np.shares_memory(xs, X) and normalize_rows(xs) is xs
+    np.testing.assert_array_equal(
+        kmeans(X, 3, device="cpu").labels, kmeans(x, 3, device="cpu").labels
+    )
+    np.testing.assert_array_equal(
+        knn_graph(X, 4, device="cpu").indices, knn_graph(x, 4, device="cpu").indices
+    )
 
 
 def _read_jsonl_gz(path: Path, indices: list[int]) -> list[dict]:

@@ -7,23 +7,26 @@ is ever fetched from a model hub (``HF_HUB_OFFLINE=1`` is set before the first i
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tritondiv._io import atomic_write, cache_dir
+from tritondiv._io import cache_dir, clean_stale_temporaries, fsync_dir, temporary_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from sentence_transformers import SentenceTransformer
 
 __all__ = [
+    "BLOCK_ROWS",
     "COMPONENTS",
+    "UNIT_TOL",
     "component_texts",
     "default_model_path",
     "embed_pool",
@@ -128,6 +131,11 @@ def model_identity(model: Any) -> str:
     return f"{type(model).__name__}:{base or id(model)}"
 
 
+def _dimension(st: Any) -> int:
+    get_dim = getattr(st, "get_embedding_dimension", None) or st.get_sentence_embedding_dimension
+    return int(get_dim() or 0)
+
+
 def embed_texts(
     texts: Sequence[str],
     model: Any = None,
@@ -170,8 +178,7 @@ def embed_texts(
             f"batch_size and max_seq_length must be >= 1, got {batch_size}, {max_seq_length}"
         )
     st = load_embedder(model)
-    get_dim = getattr(st, "get_embedding_dimension", None) or st.get_sentence_embedding_dimension
-    dim = int(get_dim() or 0)
+    dim = _dimension(st)
     if not texts:
         return np.zeros((0, dim), dtype=np.float32)
     old = st.max_seq_length
@@ -215,7 +222,114 @@ def pool_fingerprint(pool: Any, texts: Sequence[str] | None = None) -> str:
     return "texts:" + h.hexdigest()
 
 
-def _load_precomputed(path: str | os.PathLike[str], n_rows: int) -> np.ndarray:
+#: Texts (rows) embedded, checked or normalized per block: a block of 16,384 rows of
+#: 384 float32 is 24 MiB, so memory stays flat whatever the pool size.
+BLOCK_ROWS = 16384
+#: A row counts as L2-normalized when ``| |x|^2 - 1 | <= UNIT_TOL`` (float32 rounding of a
+#: normalized vector is far below; its cosines then differ from exact ones by < 1e-5).
+UNIT_TOL = 1e-5
+
+
+def _progress(total: int, desc: str, enabled: bool) -> Any:
+    from tqdm.auto import tqdm  # type: ignore[import-untyped]
+
+    # disable=None: on when stderr is a terminal, off otherwise.
+    return tqdm(total=total, desc=desc, unit="text", disable=None if enabled else True, leave=False)
+
+
+def _component_column(pool: Any, component: str) -> Sequence[str]:
+    """The texts of ``component`` without copying them (an Arrow column stays one)."""
+    if component not in COMPONENTS:
+        raise ValueError(f"component must be one of {COMPONENTS}, got {component!r}")
+    if hasattr(pool, "component"):
+        return pool.component(component)  # type: ignore[no-any-return]
+    if isinstance(pool, Sequence) and not isinstance(pool, str):
+        return pool
+    raise TypeError(
+        f"pool must be a tritondiv Pool or a list of strings, got {type(pool).__name__}"
+    )
+
+
+def _block(texts: Sequence[str], start: int, stop: int) -> list[str]:
+    part = texts[start:stop]
+    to_pylist = getattr(part, "to_pylist", None)
+    return list(to_pylist() if callable(to_pylist) else part)
+
+
+@contextlib.contextmanager
+def _npy_aside(path: Path, shape: tuple[int, int]) -> Iterator[np.ndarray]:
+    """A writable float32 ``.npy`` memmap beside ``path``, renamed onto it (fsynced) when the
+    block ends without error and removed otherwise."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_temporaries(path.parent)
+    tmp = path.parent / temporary_name(path.name)
+    try:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+        yield out
+        out.flush()
+        del out
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _open_npy(path: Path, n_rows: int, dim: int | None = None) -> np.ndarray | None:
+    """A cached ``float32[n_rows, dim]`` ``.npy`` opened read-only with mmap, or ``None``
+    when it is missing or damaged."""
+    if not path.is_file():
+        return None
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    ok = arr.ndim == 2 and arr.shape[0] == n_rows and arr.dtype == np.float32
+    if not ok or (dim is not None and arr.shape[1] != dim) or not arr.flags.c_contiguous:
+        return None
+    return arr
+
+
+def _scan_precomputed(arr: np.ndarray, path: Path) -> bool:
+    """Check every value is finite (block by block); return whether every row is already
+    L2-normalized (or zero)."""
+    bad: list[np.ndarray] = []
+    unit = True
+    for s in range(0, arr.shape[0], BLOCK_ROWS):
+        blk = arr[s : s + BLOCK_ROWS]
+        finite = np.isfinite(blk).all(axis=1)
+        if not finite.all():
+            bad.append(np.flatnonzero(~finite) + s)
+            continue
+        if unit:
+            sq = np.einsum("ij,ij->i", blk, blk, dtype=np.float64)
+            unit = bool(np.all((np.abs(sq - 1.0) <= UNIT_TOL) | (sq == 0.0)))
+    if bad:
+        rows = np.concatenate(bad)
+        raise ValueError(
+            f"precomputed embeddings {str(path)!r} contain NaN or inf in {rows.size} rows "
+            f"(first: {rows[:5].tolist()}); recompute them"
+        )
+    return unit
+
+
+def _normalize_into(out: np.ndarray, arr: np.ndarray) -> None:
+    """``out[i] = arr[i] / |arr[i]|`` (zero rows stay zero), in float32, block by block."""
+    for s in range(0, arr.shape[0], BLOCK_ROWS):
+        blk = np.array(arr[s : s + BLOCK_ROWS], dtype=np.float32)
+        norms = np.linalg.norm(blk, axis=1)
+        nz = norms > 0
+        blk[nz] /= norms[nz, None]
+        out[s : s + blk.shape[0]] = blk
+
+
+def _load_precomputed(path: str | os.PathLike[str], n_rows: int, cache: bool = True) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"precomputed embeddings file {str(path)!r} does not exist")
@@ -235,19 +349,51 @@ def _load_precomputed(path: str | os.PathLike[str], n_rows: int) -> np.ndarray:
             f"precomputed embeddings {str(path)!r} have {arr.shape[0]} rows but the pool has "
             f"{n_rows} samples; pass the embeddings of exactly this pool, in pool order"
         )
-    # a copy: a float32 file is memory-mapped read-only, and the rows are normalized in place
-    out = np.array(arr, dtype=np.float32, order="C", copy=True)
-    finite = np.isfinite(out).all(axis=1)
-    if not finite.all():
-        bad = np.flatnonzero(~finite)
-        raise ValueError(
-            f"precomputed embeddings {str(path)!r} contain NaN or inf in {bad.size} rows "
-            f"(first: {bad[:5].tolist()}); recompute them"
-        )
-    norms = np.linalg.norm(out, axis=1)
-    nz = norms > 0
-    out[nz] /= norms[nz, None]
-    return out
+    unit = _scan_precomputed(arr, path)
+    if unit and arr.dtype == np.float32 and arr.flags.c_contiguous:
+        return arr  # the file itself, memory-mapped read-only: no copy
+    shape = (int(arr.shape[0]), int(arr.shape[1]))
+    if not cache or n_rows == 0:
+        out = np.empty(shape, dtype=np.float32)
+        _normalize_into(out, arr)
+        return out
+    # normalized float32 rows, once, in the cache (keyed by the file's path, size, mtime)
+    st = path.stat()
+    ident = f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}:precomputed-v1"
+    key = hashlib.sha256(ident.encode()).hexdigest()[:32]
+    cached_path = cache_dir() / "embed" / f"precomputed-{key}.npy"
+    cached = _open_npy(cached_path, n_rows, shape[1])
+    if cached is not None:
+        return cached
+    with _npy_aside(cached_path, shape) as out:
+        _normalize_into(out, arr)
+    opened = _open_npy(cached_path, n_rows, shape[1])
+    assert opened is not None
+    return opened
+
+
+def _embed_into(
+    out: np.ndarray,
+    texts: Sequence[str],
+    model: Any,
+    *,
+    batch_size: int,
+    max_seq_length: int,
+    progress: bool,
+    desc: str,
+) -> None:
+    n = len(texts)
+    with _progress(n, desc, progress) as bar:
+        for s in range(0, n, BLOCK_ROWS):
+            e = min(n, s + BLOCK_ROWS)
+            out[s:e] = embed_texts(
+                _block(texts, s, e),
+                model,
+                batch_size=batch_size,
+                max_seq_length=max_seq_length,
+                progress=False,
+            )
+            bar.update(e - s)
 
 
 def embed_pool(
@@ -263,6 +409,10 @@ def embed_pool(
 ) -> np.ndarray:
     """Embeddings of one component of a pool, L2-normalized, one row per sample.
 
+    The texts are embedded :data:`BLOCK_ROWS` at a time into a ``.npy`` file of the
+    cache, built aside and renamed into place, then opened memory-mapped: the matrix
+    never has to fit in memory at once.
+
     Parameters
     ----------
     pool : Pool or list of str
@@ -271,23 +421,43 @@ def embed_pool(
     model : see :func:`load_embedder`
     precomputed : path, optional
         An ``.npy`` file of ``float16``/``float32`` ``[N, d]`` embeddings in pool order. Its row
-        count must equal the pool's and every value must be finite; rows are L2-normalized.
+        count must equal the pool's and every value must be finite (checked block by block).
+        A C-contiguous ``float32`` file whose rows are already L2-normalized (within
+        :data:`UNIT_TOL`) is returned memory-mapped read-only, without a copy; any other
+        is normalized once into a ``float32`` file of the cache (in memory with
+        ``cache=False``).
     cache : bool
         Reuse/store the result under ``cache_dir()/embed``, keyed by the pool fingerprint, the
         model identity, the component and ``max_seq_length``.
     progress : bool
-        Show a progress bar while embedding.
+        Show a progress bar (``"embed <component>"``) while embedding.
     max_seq_length, batch_size : int
         See :func:`embed_texts`.
 
     Returns
     -------
     numpy.ndarray
-        ``float32[N, d]``.
+        ``float32[N, d]``, C-contiguous; read-only (memory-mapped) when it comes from the
+        cache or a normalized float32 file.
     """
-    texts = component_texts(pool, component)
+    texts = _component_column(pool, component)
+    n = len(texts)
     if precomputed is not None:
-        return _load_precomputed(precomputed, len(texts))
+        return _load_precomputed(precomputed, n, cache)
+    desc = f"embed {component}"
+    if not cache:
+        st = load_embedder(model)
+        out = np.empty((n, _dimension(st)), dtype=np.float32)
+        _embed_into(
+            out,
+            texts,
+            st,
+            batch_size=batch_size,
+            max_seq_length=max_seq_length,
+            progress=progress,
+            desc=desc,
+        )
+        return out
     key_src = json.dumps(
         {
             "pool": pool_fingerprint(pool, texts),
@@ -300,17 +470,23 @@ def embed_pool(
     )
     key = hashlib.sha256(key_src.encode()).hexdigest()[:32]
     path = cache_dir() / "embed" / f"{component}-{key}.npy"
-    if cache and path.is_file():
-        try:
-            arr = np.load(path, allow_pickle=False)
-            if arr.ndim == 2 and arr.shape[0] == len(texts) and arr.dtype == np.float32:
-                return arr
-        except (OSError, ValueError):
-            pass  # a damaged cache entry is recomputed and overwritten
-    arr = embed_texts(
-        texts, model, batch_size=batch_size, max_seq_length=max_seq_length, progress=progress
-    )
-    if cache:
-        with atomic_write(path, "wb") as fh:
-            np.save(fh, arr, allow_pickle=False)
-    return arr
+    cached = _open_npy(path, n)
+    if cached is not None:
+        return cached
+    st = load_embedder(model)
+    shape = (n, _dimension(st))
+    if n == 0:
+        return np.zeros(shape, dtype=np.float32)
+    with _npy_aside(path, shape) as out:
+        _embed_into(
+            out,
+            texts,
+            st,
+            batch_size=batch_size,
+            max_seq_length=max_seq_length,
+            progress=progress,
+            desc=desc,
+        )
+    opened = _open_npy(path, n, shape[1])
+    assert opened is not None
+    return opened

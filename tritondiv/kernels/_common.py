@@ -51,7 +51,9 @@ def to_float32(x: Any, name: str, *, allow_empty: bool = True) -> np.ndarray:
     """Return ``x`` as a C-contiguous float32 numpy array of shape (n, d).
 
     Accepts numpy arrays (float32, float16, float64, bfloat16 from ``ml_dtypes``) and torch
-    tensors (float32, float16, bfloat16, float64; any device; copied to host). Raises
+    tensors (float32, float16, bfloat16, float64; any device; copied to host). A
+    C-contiguous float32 array (e.g. a read-only ``np.load(mmap_mode="r")`` memmap) is
+    returned without a copy; other dtypes are converted (a full float32 copy). Raises
     TypeError for other dtypes and ValueError for a wrong ndim, d = 0 or non-finite values.
     """
     if is_torch_tensor(x):
@@ -78,10 +80,15 @@ def to_float32(x: Any, name: str, *, allow_empty: bool = True) -> np.ndarray:
         raise ValueError(f"{name}: dimension d must be >= 1, got shape {tuple(arr.shape)}")
     if not allow_empty and arr.shape[0] == 0:
         raise ValueError(f"{name}: needs at least one row, got shape {tuple(arr.shape)}")
-    arr = np.ascontiguousarray(arr)
-    if not np.isfinite(arr).all():
+    arr = np.ascontiguousarray(arr)  # no copy for a C-contiguous (memory-mapped) float32
+    if not _all_finite(arr):
         raise ValueError(f"{name}: contains NaN or infinite values")
     return arr
+
+
+def _all_finite(arr: np.ndarray, block: int = 1 << 16) -> bool:
+    """Whether every value is finite, block by block (no full-size boolean temporary)."""
+    return all(np.isfinite(arr[s : s + block]).all() for s in range(0, arr.shape[0], block))
 
 
 @functools.lru_cache(maxsize=1)

@@ -49,11 +49,37 @@ def _scratch(nfloats: int) -> np.ndarray:
     return buf
 
 
+#: Rows whose squared norm is within this of 1 count as normalized: :func:`normalize_rows`
+#: leaves them as they are (their cosines differ from exact ones by less than 1e-5).
+UNIT_TOL = 1e-5
+# Rows per block of the norm and normalization passes (bounded temporaries).
+_NORM_BLOCK = 1 << 16
+
+
 def normalize_rows(x: np.ndarray) -> np.ndarray:
-    """Return float32 rows scaled to unit L2 norm; zero rows stay zero."""
-    norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
-    inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-    return (x * inv[:, None].astype(np.float32)).astype(np.float32, copy=False)
+    """Return float32 rows scaled to unit L2 norm; zero rows stay zero.
+
+    When every row is normalized already (squared norm within :data:`UNIT_TOL` of 1) or
+    zero, and ``x`` is C-contiguous float32, ``x`` itself is returned: a memory-mapped
+    embeddings matrix is used in place, never copied. Otherwise the normalized copy is
+    built block by block (no full-size float64 temporary).
+    """
+    n = x.shape[0]
+    sq = np.empty(n, dtype=np.float64)
+    for s in range(0, n, _NORM_BLOCK):
+        blk = x[s : s + _NORM_BLOCK]
+        sq[s : s + blk.shape[0]] = np.einsum("ij,ij->i", blk, blk, dtype=np.float64)
+    unit = bool(np.all((np.abs(sq - 1.0) <= UNIT_TOL) | (sq == 0.0)))
+    if unit and x.dtype == np.float32 and x.flags.c_contiguous:
+        return x
+    norms = np.sqrt(sq)
+    inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0).astype(np.float32)
+    out = np.empty(x.shape, dtype=np.float32)
+    for s in range(0, n, _NORM_BLOCK):
+        np.multiply(
+            x[s : s + _NORM_BLOCK], inv[s : s + _NORM_BLOCK, None], out=out[s : s + _NORM_BLOCK]
+        )
+    return out
 
 
 def _sqnorms(x: np.ndarray) -> np.ndarray:

@@ -79,14 +79,23 @@ def _kmeanspp(xs: np.ndarray, k: int, rng: np.random.Generator, trials: int) -> 
 _UNIT_TOL = 1e-3
 
 
-def _assigned_scores(xs: np.ndarray, centers: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """``xs[i] · centers[labels[i]]`` (float32), in bounded chunks."""
-    out = np.empty(xs.shape[0], dtype=np.float32)
-    for s in range(0, xs.shape[0], 1 << 15):
-        out[s : s + (1 << 15)] = np.einsum(
-            "ij,ij->i", xs[s : s + (1 << 15)], centers[labels[s : s + (1 << 15)]]
-        )
+def _assigned_scores(
+    xs: np.ndarray, centers: np.ndarray, labels: np.ndarray, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """``xs[i] · centers[labels[i]]`` (float32) for every row (or ``xs[rows[j]]`` with
+    ``labels[j]``), in bounded chunks: rows are gathered one chunk at a time, so a
+    memory-mapped ``xs`` is never copied whole."""
+    m = labels.shape[0]
+    out = np.empty(m, dtype=np.float32)
+    step = _CHUNK
+    for s in range(0, m, step):
+        a = xs[s : s + step] if rows is None else xs[rows[s : s + step]]
+        out[s : s + step] = np.einsum("ij,ij->i", a, centers[labels[s : s + step]])
     return out
+
+
+# Rows per chunk of the gathers above (a chunk of 4096 rows of 384 float32 is 6 MiB).
+_CHUNK = 1 << 12
 
 
 class _BoundedAssign:
@@ -120,15 +129,17 @@ class _BoundedAssign:
         from tritondiv import _core
         from tritondiv.kernels.cpu import _EMPTY_ID, _blocks, _scratch
 
-        a = self.xs if rows is None else self.xs[rows]
-        n, m = a.shape[0], centers.shape[0]
+        n = self.xs.shape[0] if rows is None else rows.shape[0]
+        m = centers.shape[0]
         vals = np.full((n, 2), -np.inf, dtype=np.float32)
         ids = np.full((n, 2), _EMPTY_ID, dtype=np.int64)
         buf = _scratch(min(self.bs, n) * min(self.bs, m))
         for r0, r1 in _blocks(n, self.bs):
+            # the rows of one block, gathered one block at a time (never all of xs)
+            a = self.xs[r0:r1] if rows is None else self.xs[rows[r0:r1]]
             for c0, c1 in _blocks(m, self.bs):
                 g = buf[: (r1 - r0) * (c1 - c0)].reshape(r1 - r0, c1 - c0)
-                np.matmul(a[r0:r1], centers[c0:c1].T, out=g)
+                np.matmul(a, centers[c0:c1].T, out=g)
                 _core.topk_merge_block(g, r0, c0, 1.0, None, None, False, False, vals, ids)
         _core.topk_finalize(vals, ids)
         xn2 = self.xn2 if rows is None else self.xn2[rows]
@@ -188,7 +199,7 @@ class _BoundedAssign:
             pos = np.minimum(np.searchsorted(hot, labels), hot.size - 1)
             own_hot = hot[pos] == labels
             top = np.empty(self.xs.shape[0], dtype=np.float32)
-            step = 1 << 14
+            step = max(1, min(1 << 14, (1 << 20) // hot.size))  # score blocks <= 4 MiB
             for s in range(0, self.xs.shape[0], step):
                 sc = self.xs[s : s + step] @ hc.T  # float32
                 rows = np.flatnonzero(own_hot[s : s + step])
@@ -203,7 +214,7 @@ class _BoundedAssign:
             labels = labels.copy()
             labels[bad] = lab
             lower[bad] = low
-            score[bad] = _assigned_scores(self.xs[bad], new, lab)
+            score[bad] = _assigned_scores(self.xs, new, lab, bad)
         self.labels, self.lower, self.centers = labels, lower, new
         return labels.copy(), score
 
