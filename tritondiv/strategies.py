@@ -117,6 +117,7 @@ _OPTIONAL_FIELDS = (
     "tokenizer",
     "sources",
     "mean_response_tokens",
+    "engine",
     "timings",
 )
 
@@ -170,6 +171,8 @@ class Selection:
     sources: dict[str, int] | None = None
     #: mean response length in micro-tokenizer tokens
     mean_response_tokens: float | None = None
+    #: embedding baselines run elsewhere (``--engine ray``): where, and what it reached
+    engine: dict[str, Any] | None = None
     metrics: dict[str, Any] | None = None
     timings: dict[str, float] | None = None
 
@@ -444,6 +447,8 @@ def _run_baseline(
     check_candidates(n, cand, inc.n_samples, strategy.name)
     strata = source_strata(features, cand, n, seed)
     prunings = [features.pruning(family, st.rows) for st in strata]
+    # an engine's Features may run a pick elsewhere (tritondiv.distributed.engine.RayFeatures)
+    pick = getattr(features, "picks", {}).get(strategy.name, strategy.pick)
     out = []
     for level in _levels_bar(levels, f"select {strategy.name} ({component})", features.progress):
         parts = []
@@ -451,7 +456,7 @@ def _run_baseline(
             k = int(pruning.k_at(level, st.quota))
             pool_k = st.to_pool(np.sort(np.asarray(pruning.pool(k), dtype=np.int64)))
             t0 = time.perf_counter()
-            idx, info = strategy.pick(features, pool_k, st.quota, seed)
+            idx, info = pick(features, pool_k, st.quota, seed)
             _add_time(features, f"select-{strategy.name}", t0)
             parts.append(
                 Part(

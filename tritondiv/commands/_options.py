@@ -195,9 +195,10 @@ ENGINES = ("local", "ray")
 class EngineArgs:
     """Where the token work runs: this process (``local``) or a Ray cluster (``ray``).
 
-    On Ray, ``stats`` tokenizes and counts on the cluster, and ``select``/``ladder`` compute
-    the micro incidences there (the selection itself runs here, on the driver); see
-    :mod:`tritondiv.distributed.engine`.
+    On Ray, ``stats`` tokenizes and counts on the cluster; ``select``/``ladder`` compute
+    the micro incidences there (the type selection runs here, on the driver) and run
+    ``kcenter``/``facility-location`` as two-round partitioned greedy over ``partitions``
+    parts on the cluster; see :mod:`tritondiv.distributed.engine`.
     """
 
     engine: str = _opt(
@@ -214,8 +215,8 @@ class EngineArgs:
     )
     partitions: int | None = _opt(
         None,
-        "partitions of the two-round distributed kcenter/facility-location (default: the "
-        "Ray cluster's CPUs); checked only for now: those two are not on Ray here yet",
+        "partitions of the two-round distributed kcenter (composable k-center) and "
+        "facility-location (GreeDi) on Ray (default: the Ray cluster's CPUs)",
         type=int,
         metavar="N",
     )
@@ -266,19 +267,21 @@ class EngineArgs:
         self, pool: Any, pool_args: PoolArgs, options: Any, seed: int, strategies: Collection[str]
     ) -> Any:
         """``None`` locally (the API builds its features); on Ray, the
-        :class:`~tritondiv.feature_store.Features` of ``pool`` with the micro incidences of
-        ``strategies`` computed on the cluster (from the POOL files read with ``pool_args``)."""
+        :class:`~tritondiv.distributed.engine.RayFeatures` of ``pool`` with the micro
+        incidences of ``strategies`` computed on the cluster (from the POOL files read with
+        ``pool_args``) and the distributed embedding baselines."""
         if not self.on_ray:
             return None
         from dataclasses import asdict
 
-        from tritondiv.distributed.engine import set_micro_incidences
-        from tritondiv.feature_store import Features
+        from tritondiv.distributed.engine import RayFeatures, set_micro_incidences
         from tritondiv.strategies import strategy_spec
 
         self.check(strategies)
         families = {strategy_spec(s).resolve(options)[1] for s in strategies}
-        features = Features(pool, options, seed=seed)
+        features = RayFeatures(
+            pool, options, seed=seed, address=self.ray_address, partitions=self.partitions
+        )
         load = asdict(pool_args)
         source = load.pop("source")
         set_micro_incidences(features, families, source=source, load=load, address=self.ray_address)
