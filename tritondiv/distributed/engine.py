@@ -13,6 +13,9 @@
   :mod:`tritondiv.distributed.selection`), seeded, over ``partitions`` parts (default: the
   cluster's CPUs); each manifest records ``engine`` (engine, partitions, the radius or the
   objective and, when the candidates are few enough, the single-machine value and ratio).
+* embeddings (macro strategies, baselines, metrics) and keyphrase tags (meso) on Ray Data:
+  :meth:`RayFeatures.embeddings`, :meth:`RayFeatures.tags`
+  (:mod:`tritondiv.distributed.features`).
 * :func:`check_strategies` — refuses the strategies that have no Ray path (none now).
 
 Every result equals the local engine's bit for bit (see
@@ -168,7 +171,13 @@ def cluster_cpus(address: str | None = None) -> int:
 
 
 class RayFeatures(Features):
-    """The features of ``--engine ray``: the embedding baselines pick on the cluster.
+    """The features of ``--engine ray``: embeddings, keyphrase tags and the embedding
+    baselines' picks on the cluster.
+
+    Embeddings that are not given precomputed are computed on Ray Data
+    (:func:`~tritondiv.distributed.features.embed_ray`), keyphrase tags in two passes
+    (:func:`~tritondiv.distributed.features.keyphrase_tags_ray`); the meso and macro
+    incidences are then built here from them by the local code.
 
     ``kcenter`` runs :func:`~tritondiv.distributed.kcenter_greedy_distributed` and
     ``facility-location`` :func:`~tritondiv.distributed.facility_location_greedi` on each
@@ -220,6 +229,52 @@ class RayFeatures(Features):
         #: strategy name -> pick run on the cluster (read by the strategies' baselines)
         self.picks = {"kcenter": _ray_pick_kcenter, "facility-location": _ray_pick_facility}
 
+    def embeddings(self, component: str) -> np.ndarray:
+        """The component's embeddings: precomputed ones as locally, else computed on Ray
+        Data (:func:`~tritondiv.distributed.features.embed_ray`, the local model and
+        options; equal to the local ones to float32 rounding)."""
+        pre = getattr(self.options, f"embeddings_{component}", None)
+        if pre is not None or self.has_embeddings(component):
+            return super().embeddings(component)
+        from tritondiv.distributed.features import embed_ray
+
+        def compute() -> np.ndarray:
+            return embed_ray(
+                self.pool, component, self.options.embedding_model, address=self.address
+            )
+
+        return self._timed(self._embeddings, component, f"embed-{component}", compute)
+
+    def tags(self, component: str) -> list[list[str]]:
+        """Raw tags: the keyphrase tagger runs on Ray in two passes
+        (:func:`~tritondiv.distributed.features.keyphrase_tags_ray`: global phrase
+        document frequencies, then tagging), equal to the local tags; column and llm tags
+        are computed here as locally. The meso incidence is then normalized here, by the
+        local code."""
+        if self.options.tagger != "keyphrase" or component in self._tags:
+            return super().tags(component)
+        from tritondiv.distributed.features import keyphrase_tags_ray
+        from tritondiv.feature_store import make_tagger
+
+        def compute() -> list[list[str]]:
+            tagger = make_tagger(
+                self.options.tagger,
+                embedding_model=self.options.embedding_model,
+                progress=False,
+                max_words=self.options.tag_max_words,
+            )
+            docs = None
+            # the local tagger scores against the model's embeddings (never precomputed ones)
+            if getattr(self.options, f"embeddings_{component}", None) is None:
+                if tagger.max_seq_length == 128:  # the embeddings' (embed_pool's default)
+                    docs = self.embeddings(component)
+            res = keyphrase_tags_ray(
+                self.pool, component, tagger, doc_embeddings=docs, address=self.address
+            )
+            return res.tags
+
+        return self._timed(self._tags, component, f"tag-{component}", compute)
+
     @property
     def partitions(self) -> int:
         """The parts of the two-round selections (the cluster's CPUs unless given)."""
@@ -255,7 +310,7 @@ def _ray_pick_kcenter(
         single = kcenter_greedy(X, n, metric="cosine", seed=seed).indices
         r0 = covering_radius(X, single, "cosine")
         info["single_machine_radius"] = float(r0)
-        info["ratio"] = float(res.radius / r0) if r0 > 0 else 1.0
+        info["ratio"] = float(info["radius"] / r0) if r0 > 0 else 1.0
     return cand[res.indices], {"engine": info}
 
 
