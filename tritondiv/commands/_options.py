@@ -203,8 +203,9 @@ class EngineArgs:
 
     engine: str = _opt(
         "local",
-        "where tokenization, token counts and micro incidences run: local (this process) or "
-        "ray (a Ray cluster; the selection stays here)",
+        "where tokenization, token counts, micro incidences, embeddings, keyphrase tags and "
+        "the kcenter/facility-location picks run: local (this process) or ray (a Ray "
+        "cluster; the type selection stays here)",
         choices=ENGINES,
     )
     ray_address: str | None = _opt(
@@ -257,10 +258,14 @@ class EngineArgs:
         return self.engine == "ray"
 
     def check(self, strategies: Collection[str]) -> None:
-        """On Ray: ``ValueError`` for a strategy that is not on Ray yet (before any work)."""
+        """On Ray, before any work: the ``ray`` extra is installed
+        (:class:`~tritondiv._extras.MissingExtraError` otherwise), and ``ValueError`` for a
+        strategy that is not on Ray yet."""
         if self.on_ray:
+            from tritondiv._extras import check_extras
             from tritondiv.distributed.engine import check_strategies
 
+            check_extras("ray", what="--engine ray")
             check_strategies(strategies)
 
     def features(
