@@ -150,6 +150,7 @@ _OPTIONAL_FIELDS = (
     "sources",
     "mean_response_tokens",
     "quality",
+    "engine",
     "timings",
 )
 
@@ -205,6 +206,8 @@ class Selection:
     mean_response_tokens: float | None = None
     #: quality scores: their use (order or weights), source, sha256, pool and dataset mean
     quality: dict[str, Any] | None = None
+    #: embedding baselines run elsewhere (``--engine ray``): where, and what it reached
+    engine: dict[str, Any] | None = None
     metrics: dict[str, Any] | None = None
     timings: dict[str, float] | None = None
 
@@ -556,6 +559,8 @@ def _run_baseline(
     strata = source_strata(features, cand, n, seed)
     prunings = [features.pruning(family, st.rows) for st in strata]
     memos: list[dict[str, Any]] = [{} for _ in strata]
+    # an engine's Features may run a pick elsewhere (tritondiv.distributed.engine.RayFeatures)
+    pick = getattr(features, "picks", {}).get(strategy.name, strategy.pick)
     out = []
     for level in _levels_bar(levels, f"select {strategy.name} ({component})", features.progress):
         parts = []
@@ -567,8 +572,8 @@ def _run_baseline(
             if strategy.level_pick is not None:
                 idx, info = strategy.level_pick(features, pool_k, st.quota, seed, level, memo)
             else:
-                assert strategy.pick is not None
-                idx, info = strategy.pick(features, pool_k, st.quota, seed)
+                assert pick is not None
+                idx, info = pick(features, pool_k, st.quota, seed)
             _add_time(features, f"select-{strategy.name}", t0)
             parts.append(
                 Part(

@@ -1,4 +1,4 @@
-"""The commands' Ray engine without a cluster: the strategies refused on Ray, and
+"""The commands' Ray engine without a cluster: the strategies refused on Ray, bad options, and
 ``Features.set_incidence`` (what the Ray incidences are handed to)."""
 
 from __future__ import annotations
@@ -32,11 +32,16 @@ def _inc(n: int) -> Incidence:
     return Incidence(offsets, np.zeros(n, dtype=np.int32), 1)
 
 
-def test_check_strategies_names_the_refused_ones_and_the_way_out() -> None:
-    check_strategies(["response-micro", "instruction-macro", "random"])  # accepted
-    assert NOT_ON_RAY == ("kcenter", "facility-location")
-    with pytest.raises(ValueError, match=r"strategy kcenter, facility-location: not on Ray yet"):
-        check_strategies(["response-micro", "kcenter", "facility-location"])
+def test_check_strategies_names_the_refused_ones_and_the_way_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tritondiv.strategies import STRATEGIES
+
+    assert NOT_ON_RAY == ()  # every strategy runs with --engine ray now
+    check_strategies(STRATEGIES)
+    monkeypatch.setattr("tritondiv.distributed.engine.NOT_ON_RAY", ("kcenter", "threshold"))
+    with pytest.raises(ValueError, match=r"strategy kcenter, threshold: not on Ray yet"):
+        check_strategies(["response-micro", "kcenter", "threshold"])
     with pytest.raises(ValueError, match="--engine local"):
         check_strategies(["kcenter"])
 
@@ -75,20 +80,14 @@ def test_whitespace_tokenizer_is_refused_before_any_cluster_work(features: Featu
         token_stats_ray(features.pool, "response", WhitespaceTokenizer())
 
 
-def test_commands_refuse_what_is_not_on_ray_before_loading_the_pool(
+def test_commands_refuse_bad_partitions_before_loading_the_pool(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from tritondiv.cli import main
 
     missing = str(tmp_path / "no-such-pool.jsonl")  # never read: the refusal comes first
     select = ["select", missing, "--level", "0.5", "--size", "5", "--out", str(tmp_path / "s")]
-    assert main([*select, "--strategy", "kcenter", "--engine", "ray"]) == 2
-    err = capsys.readouterr().err
-    assert "strategy kcenter: not on Ray yet" in err and "--engine local" in err
-    ladder = ["ladder", missing, "--size", "5", "--out", str(tmp_path / "l"), "--engine", "ray"]
-    assert main([*ladder, "--strategies", "everything"]) == 2
-    assert "strategy kcenter, facility-location: not on Ray yet" in capsys.readouterr().err
-    assert (
-        main([*select, "--strategy", "response-micro", "--engine", "ray", "--partitions", "0"]) == 2
-    )
+    assert main([*select, "--strategy", "kcenter", "--engine", "ray", "--partitions", "0"]) == 2
     assert "partitions (--partitions) must be >= 1" in capsys.readouterr().err
+    assert main([*select, "--strategy", "kcenter", "--partitions", "2"]) == 2
+    assert "--partitions needs --engine ray" in capsys.readouterr().err

@@ -156,11 +156,31 @@ def test_greedi_from_embeddings_builds_the_same_objective(
     n = 500
     single = td.facility_location(graph, n)
     res = facility_location_greedi(X, n, 4, seed=0, k=10)
-    # round 2 ran on the candidates' rows of the full kNN graph, built block by block;
-    # equal up to float rounding of the similarities, block shapes differing
-    on_full = facility_objective(graph, res.indices)
-    assert res.objective == pytest.approx(on_full, rel=1e-6)
-    assert on_full / single.objective >= 0.98
+    # round 2 ran on the candidates' rows of the full kNN graph, built block by block: the
+    # same neighbour similarities up to float rounding, but among exactly tied neighbours
+    # (duplicated responses: ~13% of these rows) the blocks may list other, equally near
+    # rows than knn_graph's symmetric schedule, so the two graphs (and objectives) differ
+    from tritondiv.distributed.selection import _knn_rows_part
+
+    cand = np.sort(res.candidates)
+    a_pos, _a_col, a_sim, *_ = _knn_rows_part(X, np.arange(X.shape[0]), cand, 10)
+    np.testing.assert_array_equal(a_pos, np.repeat(np.arange(cand.size), 10))
+    got = np.sort(a_sim.reshape(cand.size, 10), axis=1)
+    want = np.sort(1.0 - td.topk(X[cand], X, 11, device="cpu", progress=False)[0][:, 1:], axis=1)
+    np.testing.assert_allclose(got, np.maximum(want, 0.0), atol=1e-6)
+    # against the single-machine greedy on the graph built the cluster's way (all rows)
+    from tritondiv.distributed.selection import _candidate_graph, partition_rows
+
+    N = X.shape[0]
+    cluster_graph = _candidate_graph(
+        ray_session, ray_session.put(X), partition_rows(N, 4, 0), np.arange(N), N, 10, 1
+    )
+    assert res.objective == pytest.approx(facility_objective(cluster_graph, res.indices), rel=1e-6)
+    # measured 0.927 on this slice (n=500 of 10k duplicate-heavy rows, 4 parts; 0.99 at
+    # n=1000, see bench/RESULTS.md): GreeDi's guarantee is far weaker than 0.98
+    assert res.objective / td.facility_location(cluster_graph, n).objective >= 0.9
+    # on knn_graph's graph (other tied neighbours) it reads 0.961
+    assert facility_objective(graph, res.indices) / single.objective >= 0.9
 
 
 @pytest.mark.slow

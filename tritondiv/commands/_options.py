@@ -214,15 +214,17 @@ ENGINES = ("local", "ray")
 class EngineArgs:
     """Where the token work runs: this process (``local``) or a Ray cluster (``ray``).
 
-    On Ray, ``stats`` tokenizes and counts on the cluster, and ``select``/``ladder`` compute
-    the micro incidences there (the selection itself runs here, on the driver); see
-    :mod:`tritondiv.distributed.engine`.
+    On Ray, ``stats`` tokenizes and counts on the cluster; ``select``/``ladder`` compute
+    the micro incidences there (the type selection runs here, on the driver) and run
+    ``kcenter``/``facility-location`` as two-round partitioned greedy over ``partitions``
+    parts on the cluster; see :mod:`tritondiv.distributed.engine`.
     """
 
     engine: str = _opt(
         "local",
-        "where tokenization, token counts and micro incidences run: local (this process) or "
-        "ray (a Ray cluster; the selection stays here)",
+        "where tokenization, token counts, micro incidences, embeddings, keyphrase tags and "
+        "the kcenter/facility-location picks run: local (this process) or ray (a Ray "
+        "cluster; the type selection stays here)",
         choices=ENGINES,
     )
     ray_address: str | None = _opt(
@@ -233,8 +235,8 @@ class EngineArgs:
     )
     partitions: int | None = _opt(
         None,
-        "partitions of the two-round distributed kcenter/facility-location (default: the "
-        "Ray cluster's CPUs); checked only for now: those two are not on Ray here yet",
+        "partitions of the two-round distributed kcenter (composable k-center) and "
+        "facility-location (GreeDi) on Ray (default: the Ray cluster's CPUs)",
         type=int,
         metavar="N",
     )
@@ -275,29 +277,35 @@ class EngineArgs:
         return self.engine == "ray"
 
     def check(self, strategies: Collection[str]) -> None:
-        """On Ray: ``ValueError`` for a strategy that is not on Ray yet (before any work)."""
+        """On Ray, before any work: the ``ray`` extra is installed
+        (:class:`~tritondiv._extras.MissingExtraError` otherwise), and ``ValueError`` for a
+        strategy that is not on Ray yet."""
         if self.on_ray:
+            from tritondiv._extras import check_extras
             from tritondiv.distributed.engine import check_strategies
 
+            check_extras("ray", what="--engine ray")
             check_strategies(strategies)
 
     def features(
         self, pool: Any, pool_args: PoolArgs, options: Any, seed: int, strategies: Collection[str]
     ) -> Any:
         """``None`` locally (the API builds its features); on Ray, the
-        :class:`~tritondiv.feature_store.Features` of ``pool`` with the micro incidences of
-        ``strategies`` computed on the cluster (from the POOL files read with ``pool_args``)."""
+        :class:`~tritondiv.distributed.engine.RayFeatures` of ``pool`` with the micro
+        incidences of ``strategies`` computed on the cluster (from the POOL files read with
+        ``pool_args``) and the distributed embedding baselines."""
         if not self.on_ray:
             return None
         from dataclasses import asdict
 
-        from tritondiv.distributed.engine import set_micro_incidences
-        from tritondiv.feature_store import Features
+        from tritondiv.distributed.engine import RayFeatures, set_micro_incidences
         from tritondiv.strategies import strategy_spec
 
         self.check(strategies)
         families = {strategy_spec(s).resolve(options)[1] for s in strategies}
-        features = Features(pool, options, seed=seed)
+        features = RayFeatures(
+            pool, options, seed=seed, address=self.ray_address, partitions=self.partitions
+        )
         load = asdict(pool_args)
         source = load.pop("source")
         set_micro_incidences(features, families, source=source, load=load, address=self.ray_address)

@@ -6,6 +6,9 @@
   on the union of the partition centers.
 * :func:`facility_location_greedi` — GreeDi: facility location per partition, then on the
   union, against the full objective.
+* :func:`embed_ray` — embeddings on Ray Data (equal to the local ones to float32 rounding).
+* :func:`keyphrase_tags_ray` — keyphrase tags in two passes (global phrase document
+  frequencies, then tagging), equal to the local tags.
 * :func:`select_types_ladder_ray` — the type ladder on the gathered incidence (driver side).
 
 Ray is imported only when one of these runs; ``import tritondiv.distributed`` works without it.
@@ -17,6 +20,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS: dict[str, str] = {
+    "RayTags": "tritondiv.distributed.features",
+    "embed_ray": "tritondiv.distributed.features",
+    "keyphrase_tags_ray": "tritondiv.distributed.features",
+    "shared_phrases": "tritondiv.distributed.features",
+    "RayFeatures": "tritondiv.distributed.engine",
     "RayTokenStats": "tritondiv.distributed.token_stats",
     "token_stats_ray": "tritondiv.distributed.token_stats",
     "PartitionedSelection": "tritondiv.distributed.selection",
@@ -47,6 +55,13 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only (names re-exported lazily)
     from tritondiv.distributed._ray import ray_available  # noqa: F401
+    from tritondiv.distributed.engine import RayFeatures  # noqa: F401
+    from tritondiv.distributed.features import (  # noqa: F401
+        RayTags,
+        embed_ray,
+        keyphrase_tags_ray,
+        shared_phrases,
+    )
     from tritondiv.distributed.selection import (  # noqa: F401
         PartitionedSelection,
         covering_radius,
