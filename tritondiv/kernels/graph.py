@@ -68,7 +68,9 @@ def knn_graph(
         iterations); each list's rows are searched against the members of the ``nprobe``
         lists whose centers are most similar to its own (itself included), so a row may
         miss some true neighbours, never gets fewer than ``k`` (more lists are probed when
-        needed) and ``nprobe >= n_lists`` gives the exact graph. ``"auto"``: exact when
+        needed) and ``nprobe >= n_lists`` gives the exact graph up to float32 rounding
+        (neighbours within ~5e-7 of the k-th similarity may be exchanged for one another:
+        the two paths round in sgemm blocks of other shapes). ``"auto"``: exact when
         ``N < AUTO_EXACT_BELOW`` (15,000) or when the Triton path runs, else IVF.
     nprobe : int, optional
         IVF lists probed per list (default ``max(1, round(n_lists / 16))``, clamped to

@@ -9,12 +9,22 @@ whose centers are most similar to the list's own center (the list itself first):
 what keeps every block a dense matmul.
 
 With ``nprobe = n_lists`` every list searches every row, so the result is the exact top-k
-(same values, same ties: candidates are visited in ascending row id, and the merge breaks
-equal scores by the smaller id).
+up to float32 rounding: candidates are visited in ascending row id and the merge breaks equal
+scores by the smaller id, but a list's sgemm blocks have other shapes than the exact path's,
+and BLAS rounds a dot product differently depending on its place in a block (by up to
+~5e-7 for unit rows of d = 384). So similarities agree within rounding, and neighbours whose
+similarities are that close to the k-th (near-duplicate rows; exact duplicates score
+1 ± 2e-7) may be exchanged for one another.
+
+The result does not depend on the number of worker threads: when threadpoolctl is
+importable every list is scored by single-threaded sgemm in blocks of the same shape,
+whichever thread (or the serial loop) runs it, so the same call gives bit-identical results
+on one machine and BLAS build.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -219,8 +229,12 @@ def ivf_topk(
 
     workers = _worker_count()
     # Lists are small: one single-threaded sgemm per block and one list per worker thread
-    # scale far better than a multi-threaded sgemm per (small) block.
-    rb, cb = (min(bs, 1024), min(bs, 2048)) if workers > 1 else (bs, bs)
+    # scale far better than a multi-threaded sgemm per (small) block. The block shape and
+    # the single BLAS thread depend only on whether BLAS can be held to one thread, never
+    # on the worker count: sgemm rounds by block shape and thread split, so this is what
+    # keeps the result bit-identical for any number of workers.
+    one_blas_thread = have_threadpoolctl()
+    rb, cb = (min(bs, 1024), min(bs, 2048)) if one_blas_thread else (bs, bs)
     total_cand = 0
     with progress_bar(int(nonempty.size), progress, "ivf") as bar:
         if workers > 1:
@@ -233,9 +247,10 @@ def ivf_topk(
                     total_cand += c
                     bar.update(1)
         else:
-            for li in nonempty.tolist():
-                total_cand += search_list(li)
-                bar.update(1)
+            with single_thread_blas() if one_blas_thread else contextlib.nullcontext():
+                for li in nonempty.tolist():
+                    total_cand += search_list(li)
+                    bar.update(1)
     _core.topk_finalize(vals_all, ids_all)
     if metric == "cosine":
         dist = (1.0 - vals_all).astype(np.float32, copy=False)

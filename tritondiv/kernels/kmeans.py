@@ -276,9 +276,14 @@ def kmeans(
     centers (the few centers that moved most are scored exactly against all rows instead),
     the distance to its own center is recomputed exactly, and only the rows whose bounds
     no longer separate (with a margin covering float32 rounding) are re-scored against all
-    centers. The labels are those of the exhaustive iteration (``bounds=False``) except
-    where two centers are within float32 rounding of a tie, and so are the centers; the
-    objective is ``Σ (1 − x·c)`` over the returned labels either way.
+    centers. Each step's labels are those the exhaustive step (``bounds=False``) gives for
+    the same centers, except where two centers are within float32 rounding of a tie: the
+    re-scored rows go through sgemm blocks of other shapes, which BLAS rounds differently, so
+    such a tie (even between two bit-identical centers, e.g. twin rows reseeded into two
+    empty clusters) may break the other way than the exhaustive step's smaller id. A tie
+    broken the other way can steer the later steps (seen on real data: two cluster ids
+    swapped, the same partition and objective), so the two runs are equal only when no such
+    tie arises. The objective is ``Σ (1 − x·c)`` over the returned labels either way.
 
     Returns
     -------
