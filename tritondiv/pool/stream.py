@@ -29,7 +29,10 @@ import contextlib
 import hashlib
 import json
 import os
+import queue
+import threading
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -353,6 +356,48 @@ class _Spill:
         return part
 
 
+def _prefetch(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """``items``, produced ahead by a worker thread (at most ``depth`` waiting): the next
+    step is read and parsed (pyarrow, numpy and file reads release the GIL) while this
+    thread checks and writes the current one. The worker stops when the consumer does."""
+    done = object()
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put((True, item)):
+                    return
+        except BaseException as exc:  # handed to the consumer
+            put((False, exc))
+            return
+        put((True, done))
+
+    worker = threading.Thread(target=work, name="tritondiv-pool-steps", daemon=True)
+    worker.start()
+    try:
+        while True:
+            ok, item = q.get()
+            if not ok:
+                raise item
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
 def load_streamed(
     path: Path,
     rel: str,
@@ -400,7 +445,7 @@ def load_streamed(
     except OSError:
         spill = _Spill(None)
     try:
-        for block, starts, ends in steps(path, fields, flat):
+        for block, starts, ends in _prefetch(steps(path, fields, flat)):
             block.rel = rel
             _, texts = block_texts(
                 block, format, first_turn_only, allow_empty, max_text_chars, fmap

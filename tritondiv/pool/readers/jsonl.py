@@ -206,7 +206,8 @@ def _arrow_jsonl_file(path: Path, max_records: int | None, mapped: bool) -> Bloc
     )
 
 
-#: Bytes per step when newlines are searched (bounds the temporary mask).
+#: Bytes per step when newlines are searched (bounds the temporary mask), and per step of
+#: :func:`steps` (a few of pyarrow's blocks, parsed by its threads).
 _SCAN_STEP = 1 << 22
 
 
@@ -345,7 +346,7 @@ def steps(
             if cut == 0:  # a line longer than the step: read on
                 carry = data
                 continue
-            part, carry = data[:cut], data[cut:]
+            part, carry = memoryview(data)[:cut], data[cut:]
             buf = pa.py_buffer(part)
             if not _valid_utf8(buf):
                 raise NotStreamable("not UTF-8")
