@@ -71,6 +71,7 @@ elif loader == "datasets":
 else:
     import pandas as pd
 base = hwm_mib()
+cpu0 = time.process_time()
 t0 = time.perf_counter()
 if loader.startswith("tritondiv"):
     n = len(load_pool(path))
@@ -79,7 +80,9 @@ elif loader == "datasets":
 else:
     n = len(pd.read_json(path, lines=True))
 seconds = time.perf_counter() - t0
-print(json.dumps({"n": n, "seconds": seconds, "peak_mib": hwm_mib(), "import_mib": base}))
+cpu = time.process_time() - cpu0  # user + system time of the load, all threads
+print(json.dumps({"n": n, "seconds": seconds, "peak_mib": hwm_mib(), "import_mib": base,
+                  "cpu_s": cpu}))
 """
 
 LOADERS = ("tritondiv cold", "tritondiv warm", "datasets", "pandas")
@@ -224,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             results[loader] = {
                 key: statistics.median(r[key] for r in runs)
-                for key in ("seconds", "peak_mib", "import_mib")
+                for key in ("seconds", "peak_mib", "import_mib", "cpu_s")
             }
             results[loader]["runs"] = len(runs)
         rows.append((n, mib, results))
@@ -237,9 +240,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stats: {stats}", flush=True)
     probe.stop()
     lines = [
-        "| samples | file MiB | loader | load s | peak RSS MiB | RSS after imports MiB "
-        "| time / datasets | RSS / datasets | runs |",
-        "|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| samples | file MiB | loader | load s | CPU s | peak RSS MiB | RSS after imports MiB "
+        "| time / datasets | CPU / datasets | RSS / datasets | runs |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for n, mib, results in rows:
         ref = results["datasets"]
@@ -248,12 +251,13 @@ def main(argv: list[str] | None = None) -> int:
             if "skipped" in r:
                 lines.append(
                     f"| {n:,} | {mib:,.0f} | {loader} | skipped: {r['skipped']:.1f} GiB "
-                    f"available, needs ~{r['need']:.0f} GiB | | | | | |"
+                    f"available, needs ~{r['need']:.0f} GiB | | | | | | | |"
                 )
                 continue
             lines.append(
-                f"| {n:,} | {mib:,.0f} | {loader} | {r['seconds']:.2f} | {r['peak_mib']:,.0f} "
-                f"| {r['import_mib']:,.0f} | {r['seconds'] / ref['seconds']:.2f}x "
+                f"| {n:,} | {mib:,.0f} | {loader} | {r['seconds']:.2f} | {r['cpu_s']:.2f} "
+                f"| {r['peak_mib']:,.0f} | {r['import_mib']:,.0f} "
+                f"| {r['seconds'] / ref['seconds']:.2f}x | {r['cpu_s'] / ref['cpu_s']:.2f}x "
                 f"| {r['peak_mib'] / ref['peak_mib']:.2f}x | {r['runs']:.0f} |"
             )
     if stats is not None:

@@ -255,8 +255,12 @@ def _part_of(table: Any, path: Path, skipped: list[SkippedRecord], unique: bool 
     n = table.num_rows
     starts = arrow_numpy(table.column("start")) if n else np.zeros(0, np.int64)
     ends = arrow_numpy(table.column("end")) if n else np.zeros(0, np.int64)
+    ids, instruction, response, source = (list(table.column(c).chunks) for c in _COLUMNS)
     return Part(
-        *(list(table.column(c).chunks) for c in _COLUMNS),
+        ids,
+        instruction,
+        response,
+        source,
         segment=JsonLines(path, starts, ends),
         index=np.arange(n, dtype=np.int64),
         skipped=skipped,
