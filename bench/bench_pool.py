@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     print(probe.describe())
     if not (args.no_write or args.quick):
-        write_section("Pool loading", text, load=probe)
+        write_section("## Pool loading", text, load=probe)
     return 0
 
 

@@ -53,11 +53,15 @@ itself keeps its original ``id``).
 
 Speed: parquet and ``save_to_disk`` tables are checked and joined with pyarrow compute (no
 per-record Python; records become dicts only when :attr:`Pool.records` is read;
-dictionary-encoded columns are decoded first). Big ``.jsonl`` files of the single-turn
-formats are parsed by pyarrow's JSON reader, streamed from the file (its bytes are never
-all in memory; records are read back from it on demand); a file pyarrow cannot read
-exactly as ``json`` would takes the plain ``json`` path, so results never depend on the
-path taken.
+dictionary-encoded columns are decoded first). Big plain ``.jsonl`` files (from
+:data:`~tritondiv.pool.readers.jsonl.STREAM_MIN_BYTES`, without ``limit=``) are read in
+bounded steps (:mod:`tritondiv.pool.stream`): each step is parsed by pyarrow's JSON reader
+(or, for the steps and formats it cannot read exactly as ``json`` would, by ``json``), checked,
+and spilled to an Arrow file in the pool cache (``$TRITONDIV_CACHE/pools``), which is then
+memory-mapped: the pool's texts are views of that file, and a second load of the unchanged
+file maps it again (``cache=False``: nothing is written, the columns stay in memory). The
+records are read back from the ``.jsonl`` file on demand. Results never depend on the path
+taken.
 """
 
 from __future__ import annotations
