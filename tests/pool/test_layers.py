@@ -24,6 +24,7 @@ FLOORS = [
     "tritondiv.pool.readers.table",
     "tritondiv.pool.readers",
     "tritondiv.pool.extract",
+    "tritondiv.pool.stream",
     "tritondiv.pool.sharegpt",
     "tritondiv.pool",
 ]

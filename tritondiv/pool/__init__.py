@@ -53,17 +53,22 @@ itself keeps its original ``id``).
 
 Speed: parquet and ``save_to_disk`` tables are checked and joined with pyarrow compute (no
 per-record Python; records become dicts only when :attr:`Pool.records` is read;
-dictionary-encoded columns are decoded first). Big ``.jsonl`` files of the single-turn
-formats are parsed by pyarrow's JSON reader, streamed from the file (its bytes are never
-all in memory; records are read back from it on demand); a file pyarrow cannot read
-exactly as ``json`` would takes the plain ``json`` path, so results never depend on the
-path taken.
+dictionary-encoded columns are decoded first). Big plain ``.jsonl`` files (from
+:data:`~tritondiv.pool.readers.jsonl.STREAM_MIN_BYTES`, without ``limit=``) are read in
+bounded steps (:mod:`tritondiv.pool.stream`): each step is parsed by pyarrow's JSON reader
+(or, for the steps and formats it cannot read exactly as ``json`` would, by ``json``), checked,
+and spilled to an Arrow file in the pool cache (``$TRITONDIV_CACHE/pools``), which is then
+memory-mapped: the pool's texts are views of that file, and a second load of the unchanged
+file maps it again (``cache=False``: nothing is written, the columns stay in memory). The
+records are read back from the ``.jsonl`` file on demand. Results never depend on the path
+taken.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -80,7 +85,9 @@ from tritondiv.pool.model import (
     unique_ids,
 )
 from tritondiv.pool.readers import Block, expand, in_memory_kind, read, read_in_memory
+from tritondiv.pool.readers.base import split_suffix
 from tritondiv.pool.sharegpt import default_pool
+from tritondiv.pool.stream import Part, block_part, load_streamed
 
 __all__ = [
     "DEFAULT_MAX_TEXT_CHARS",
@@ -99,47 +106,44 @@ __all__ = [
 #: ``load_pool``'s default bound on one instruction or response, in characters.
 DEFAULT_MAX_TEXT_CHARS = 1_000_000
 
-_BAD_RECORD_HINT = "Fix the record, or pass skip_bad=True (--skip-bad) to skip bad records"
 
-
-def _gather(col: Any, keep: np.ndarray, n: int) -> list[Any]:
-    """``col[keep]`` as pyarrow ``large_string`` chunks, for a python list or a pyarrow
-    (chunked) array, without copying the texts of a whole column (the kept texts are all
-    valid text: bad ones were flagged)."""
-    import pyarrow as pa
-
-    if isinstance(col, list):
-        values = col if keep.size == n else [col[i] for i in keep.tolist()]
-        return [pa.array(values, pa.large_string())]
-    if pa.types.is_dictionary(col.type):
-        col = col.cast(col.type.value_type)
-    out = col if keep.size == n else col.take(pa.array(keep))
-    if not pa.types.is_large_string(out.type):
-        out = out.cast(pa.large_string())  # new offsets, the same text buffer
-    return list(out.chunks) if isinstance(out, pa.ChunkedArray) else [out]
-
-
-def _column(chunks: list[Any]) -> Any:
+def _column(chunks: list[list[Any]]) -> Any:
     import pyarrow as pa
 
     return pa.chunked_array([c for part in chunks for c in part], pa.large_string())
 
 
-def _unique_ids(ids: Any) -> Any:
+def _unique_ids(ids: Any, known: bool = False) -> Any:
     """The id rule (:func:`unique_ids`) on a pyarrow column: untouched when unique."""
     import pyarrow.compute as pc
 
-    if not len(ids) or pc.count_distinct(ids).as_py() == len(ids):
+    if known or not len(ids) or len(pc.unique(ids)) == len(ids):
         return ids
     return unique_ids(ids.to_pylist())
 
 
-def _hint(reason: str) -> str:
-    if reason == "is empty":
-        return _BAD_RECORD_HINT + ", or allow_empty=True (--allow-empty) to keep empty texts"
-    if "max_text_chars" in reason:
-        return _BAD_RECORD_HINT + ", or max_text_chars=None to accept longer texts"
-    return _BAD_RECORD_HINT
+def _assemble(parts: list[Part], extra_skipped: Sequence[SkippedRecord] = ()) -> Pool:
+    """The pool of the parts, in order."""
+    segments = []
+    index_parts = []
+    skipped: list[SkippedRecord] = []
+    offset = 0
+    for part in parts:
+        skipped.extend(part.skipped)
+        segments.append(part.segment)
+        index_parts.append(part.index + offset)
+        offset += len(part.segment)
+    index = np.concatenate(index_parts) if index_parts else np.zeros(0, dtype=np.int64)
+    skipped.extend(extra_skipped)
+    known = len(parts) == 1 and parts[0].unique is True
+    return Pool(
+        _unique_ids(_column([p.ids for p in parts]), known),
+        _column([p.instruction for p in parts]),
+        _column([p.response for p in parts]),
+        _column([p.source for p in parts]),
+        RecordStore(segments, index),
+        skipped,
+    )
 
 
 def _build_pool(
@@ -148,69 +152,13 @@ def _build_pool(
     limit: int | None,
     extra_skipped: Sequence[SkippedRecord] = (),
 ) -> Pool:
-    import pyarrow as pa
-
-    ids: list[Any] = []
-    ins: list[Any] = []
-    res: list[Any] = []
-    src: list[Any] = []
+    parts = []
     kept = 0
-    segments = []
-    index_parts = []
-    skipped: list[SkippedRecord] = []
-    offset = 0
     for block, texts in blocks:
-        n = len(block)
-        bad = np.array(sorted(texts.problems), dtype=np.int64)
-        keep = (
-            np.setdiff1d(np.arange(n, dtype=np.int64), bad)
-            if bad.size
-            else np.arange(n, dtype=np.int64)
-        )
-        if limit is not None and limit - kept < keep.size:
-            # Only records before the limit is reached count (bad ones included).
-            remaining = max(limit - kept, 0)
-            cutoff = int(keep[remaining - 1]) + 1 if remaining else 0
-            keep = keep[:remaining]
-            bad = bad[bad < cutoff]
-        if bad.size and not skip_bad:
-            first = int(bad[0])
-            field, reason = texts.problems[first]
-            raise PoolError(
-                reason, path=block.path, field=field, hint=_hint(reason), **block.where(first)
-            )
-        for i in bad.tolist():
-            field, reason = texts.problems[i]
-            skipped.append(
-                SkippedRecord(
-                    block.path, block.position(i), f"field {field!r} {reason}" if field else reason
-                )
-            )
-        ids.append(_gather(texts.ids, keep, n))
-        ins.append(_gather(texts.instruction, keep, n))
-        res.append(_gather(texts.response, keep, n))
-        src.append(
-            [
-                pa.DictionaryArray.from_arrays(
-                    pa.array(np.zeros(keep.size, np.int32)),
-                    pa.array([block.path], pa.large_string()),
-                ).dictionary_decode()
-            ]
-        )
-        kept += int(keep.size)
-        segments.append(block.segment())
-        index_parts.append(keep.astype(np.int64) + offset)
-        offset += n
-    index = np.concatenate(index_parts) if index_parts else np.zeros(0, dtype=np.int64)
-    skipped.extend(extra_skipped)
-    return Pool(
-        _unique_ids(_column(ids)),
-        _column(ins),
-        _column(res),
-        _column(src),
-        RecordStore(segments, index),
-        skipped,
-    )
+        part = block_part(block, texts, skip_bad, None if limit is None else limit - kept)
+        kept += part.kept
+        parts.append(part)
+    return _assemble(parts, extra_skipped)
 
 
 def _check_count(name: str, value: Any, minimum: int) -> None:
@@ -283,6 +231,7 @@ def load_pool(
     response: str | None = None,
     id: str | None = None,
     split: str | None = None,
+    cache: bool = True,
 ) -> Pool:
     """Read a pool of instruction/response samples.
 
@@ -335,6 +284,11 @@ def load_pool(
     split : str, optional
         The split of a ``datasets.DatasetDict`` source to read; required for one (splits
         are never merged silently) and refused for other sources.
+    cache : bool, default True
+        Read and write the pool cache of big ``.jsonl`` files (:mod:`tritondiv.pool.stream`:
+        their checked columns are spilled to an Arrow file in ``$TRITONDIV_CACHE/pools``
+        and memory-mapped; a second load of an unchanged file maps it again). ``False``
+        writes nothing; the columns then stay in memory.
 
     Returns
     -------
@@ -378,6 +332,8 @@ def load_pool(
         block = read_in_memory(source, kind, split)
         _, texts = block_texts(block, format, first_turn_only, allow_empty, max_text_chars, fmap)
         return _build_pool([(block, texts)], skip_bad, limit)
+    if not isinstance(cache, bool):
+        raise TypeError(f"cache= must be True or False, got {type(cache).__name__}")
     if split is not None:
         raise ValueError(
             f"split={split!r} applies to a datasets.DatasetDict source only "
@@ -400,12 +356,27 @@ def load_pool(
             "no pool sources given", hint="Pass a file, a directory, or None for the default pool"
         )
     files = [f for s in sources for f in expand(s)]
-    blocks: list[tuple[Block, Texts]] = []
+    parts: list[Part] = []
     notes: list[SkippedRecord] = []
     kept = 0
     for path, rel in files:
         if limit is not None and kept >= limit:
             break
+        if limit is None and _streams(path):
+            part = load_streamed(
+                path,
+                rel,
+                format=format,
+                first_turn_only=first_turn_only,
+                skip_bad=skip_bad,
+                allow_empty=allow_empty,
+                max_text_chars=max_text_chars,
+                fmap=fmap,
+                cache=cache,
+            )
+            if part is not None:
+                parts.append(part)
+                continue
         want = None if limit is None else limit - kept
         cap = None if want is None else max(2 * want, 16)
         while True:
@@ -421,6 +392,20 @@ def load_pool(
             cap = 4 * cap  # bad records ate into the window: read more
         notes.extend(empty)
         for b, t in parsed:
-            blocks.append((b, t))
-            kept += len(b) - len(t.problems)
-    return _build_pool(blocks, skip_bad, limit, notes)
+            part = block_part(b, t, skip_bad, None if limit is None else limit - kept)
+            parts.append(part)
+            kept += part.kept
+    return _assemble(parts, notes)
+
+
+def _streams(path: Path) -> bool:
+    """Whether a file is read in steps (:mod:`tritondiv.pool.stream`): a plain ``.jsonl``
+    of at least :data:`~tritondiv.pool.readers.jsonl.STREAM_MIN_BYTES`."""
+    from tritondiv.pool.readers import jsonl
+
+    if path.is_dir() or split_suffix(path) != (".jsonl", False):
+        return False
+    try:
+        return path.stat().st_size >= max(jsonl.STREAM_MIN_BYTES, 1)
+    except OSError:
+        return False

@@ -149,14 +149,43 @@ def _arrow_check_text(
     if not allow_empty and not nullable:
         # A text holding a printable ASCII character is not empty; the others (empty,
         # whitespace, or no ASCII at all) are checked with Python's own str.isspace.
-        has_ascii = arrow_numpy(pc.fill_null(pc.match_substring_regex(col, "[!-~]"), True))
-        maybe = np.flatnonzero(~has_ascii & arrow_numpy(col.is_valid()))
+        # (most texts start with one: only the others are searched)
+        maybe = np.flatnonzero(~_starts_printable(col))
+        if maybe.size:
+            rest = col.take(pa.array(maybe))
+            has_ascii = arrow_numpy(pc.fill_null(pc.match_substring_regex(rest, "[!-~]"), True))
+            maybe = maybe[~has_ascii & arrow_numpy(rest.is_valid())]
         if maybe.size:
             values = col.take(pa.array(maybe)).to_pylist()
             for i, v in zip(maybe.tolist(), values, strict=True):
                 if not v or v.isspace():
                     texts.flag(i, field, "is empty")
     return col
+
+
+def _starts_printable(col: Any) -> np.ndarray:
+    """Per text of a string column: whether its first byte is printable ASCII (``!``-``~``);
+    nulls count as printable. Read from the offsets and data buffers, no copy."""
+    import pyarrow as pa
+
+    out = []
+    for chunk in col.chunks if isinstance(col, pa.ChunkedArray) else [col]:
+        n = len(chunk)
+        if not n:
+            continue
+        width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+        bufs = chunk.buffers()
+        offsets = np.frombuffer(bufs[1], dtype=width)[chunk.offset : chunk.offset + n + 1]
+        data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0)
+        starts = offsets[:-1].astype(np.int64)
+        nonempty = offsets[1:] > offsets[:-1]
+        first = np.zeros(n, dtype=np.uint8)
+        first[nonempty] = data[starts[nonempty]]
+        ok = (first >= 0x21) & (first <= 0x7E)
+        if chunk.null_count:
+            ok |= ~arrow_numpy(chunk.is_valid())
+        out.append(ok)
+    return np.concatenate(out) if out else np.zeros(0, dtype=bool)
 
 
 def _join(a: Any, b: Any) -> Any:
@@ -265,7 +294,11 @@ def _check_size(texts: Texts, col: Any, which: int, max_chars: int) -> None:
     else:
         import pyarrow.compute as pc
 
-        lengths = arrow_numpy(pc.fill_null(pc.utf8_length(col), 0))
+        # a text has at most as many characters as bytes: count those of the long ones only
+        nbytes = arrow_numpy(pc.fill_null(pc.binary_length(col), 0))
+        lengths = nbytes
+        if (nbytes > max_chars).any():
+            lengths = arrow_numpy(pc.fill_null(pc.utf8_length(col), 0))
     for i in np.flatnonzero(lengths > max_chars).tolist():
         texts.flag(
             i,
@@ -327,16 +360,21 @@ def _locate(record: Any, field: str) -> str:
 
 def _check_limits(block: Block, texts: Texts, max_text_chars: int | None) -> None:
     records = block.records
+    # pyarrow's JSON reader, reading valid UTF-8 (checked), gives valid UTF-8 texts
+    encoded = block.raw_lines is not None
     for which, col in enumerate((texts.instruction, texts.response)):
         if max_text_chars is not None:
             _check_size(texts, col, which, max_text_chars)
+        if encoded and not isinstance(col, list):
+            continue
 
         def field(i: int, which: int = which) -> str:
             name = texts.fields(i)[which]
             return name if records is None else _locate(records[i], name)
 
         _check_encodable(texts, col, field)
-    _check_encodable(texts, texts.ids, lambda i: "id")
+    if not (encoded and not isinstance(texts.ids, list)):
+        _check_encodable(texts, texts.ids, lambda i: "id")
 
 
 # --------------------------------------------------------------------------------------

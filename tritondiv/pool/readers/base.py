@@ -53,13 +53,14 @@ class Block:
     complete: bool = True  # False when reading stopped early (limit)
     raw_lines: JsonLines | None = None  # jsonl read by pyarrow: its lines, for the records
     first: list[str] | None = None  # fields of the first record, when ``table`` has more
+    base: int = 0  # index in its file of the block's first record (a step of a streamed file)
 
     def to_records(self) -> None:
         """Leave the pyarrow fast path of a jsonl file: parse its lines with ``json``."""
         if self.raw_lines is not None:
             lines = self.raw_lines
             self.records = parse_lines(lines.strings(np.arange(len(lines), dtype=np.int64)))
-            self.table = self.raw_lines = self.first = None
+            self.table = self.raw_lines = None  # ``first`` stays: the file's first record
 
     def __len__(self) -> int:
         return len(self.records) if self.records is not None else int(self.table.num_rows)
@@ -123,15 +124,23 @@ class Block:
         if self.records is not None:
             return [
                 f"{prefix}:{i}" if v is None else str(v)
-                for i, r in enumerate(self.records)
+                for i, r in enumerate(self.records, self.base)
                 for v in (r.get(field) if type(r) is dict else None,)
             ]
         import pyarrow as pa
         import pyarrow.compute as pc
 
         n = self.table.num_rows
+        if field in self.table.column_names:
+            col = self.table.column(field)
+            if not col.null_count and (
+                pa.types.is_string(col.type) or pa.types.is_large_string(col.type)
+            ):
+                return col  # every record has its id: no fallback needed
         fallback = pc.binary_join_element_wise(
-            pa.scalar(prefix), pc.cast(pa.array(np.arange(n, dtype=np.int64)), pa.string()), ":"
+            pa.scalar(prefix),
+            pc.cast(pa.array(np.arange(self.base, self.base + n, dtype=np.int64)), pa.string()),
+            ":",
         )
         if field not in self.table.column_names:
             return fallback

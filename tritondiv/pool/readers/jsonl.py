@@ -206,7 +206,8 @@ def _arrow_jsonl_file(path: Path, max_records: int | None, mapped: bool) -> Bloc
     )
 
 
-#: Bytes per step when newlines are searched (bounds the temporary mask).
+#: Bytes per step when newlines are searched (bounds the temporary mask), and per step of
+#: :func:`steps` (a few of pyarrow's blocks, parsed by its threads).
 _SCAN_STEP = 1 << 22
 
 
@@ -262,3 +263,132 @@ def _arrow_jsonl(path: Path, buf: Any, max_records: int | None, mapped: bool) ->
         raw_lines=JsonLines(buf, starts, ends),
         first=fields,
     )
+
+
+# --------------------------------------------------------------------------------------
+# steps: a big file read one bounded step at a time (tritondiv.pool.stream)
+# --------------------------------------------------------------------------------------
+
+
+class NotStreamable(Exception):
+    """The file is not one :func:`steps` reads exactly as the in-memory path would (a byte
+    order mark, invalid UTF-8, no JSON object on its first line): read it in memory."""
+
+
+def first_record_fields(path: Path, mapped: bool) -> tuple[list[str], bool] | None:
+    """The fields of a file's first record and whether its records are flat ones pyarrow may
+    read (single-turn formats, or ``mapped``), read from the head of the file; None when the
+    first non-blank line is not a JSON object."""
+    with path.open("rb") as fh:
+        head = b""
+        while True:
+            block = fh.read(_SCAN_STEP)
+            head += block
+            stripped = head.lstrip(b" \t\r\n\f\v")
+            if stripped and (b"\n" in stripped or not block):
+                break
+            if not block:
+                return None
+    line = stripped.split(b"\n", 1)[0]
+    try:
+        first = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return None
+    if type(first) is not dict:
+        return None
+    flat = mapped or detect_format(first) in ("alpaca", "prompt_completion", "question_answer")
+    return list(first), flat
+
+
+def _read_step(buf: Any) -> Any:
+    """The table pyarrow reads from one step's bytes as one block (one chunk per column,
+    the schema inferred over the whole step; measured as fast as smaller blocks on
+    threads), or None."""
+    import pyarrow as pa
+    import pyarrow.json as pj
+
+    errors = (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError)
+    try:
+        return pj.read_json(
+            pa.BufferReader(buf), read_options=pj.ReadOptions(block_size=max(buf.size + 1, 1024))
+        )
+    except errors:
+        return None
+
+
+def steps(
+    path: Path, fields: list[str], flat: bool
+) -> Any:  # Iterator[tuple[Block, np.ndarray, np.ndarray]]
+    """Read a plain ``.jsonl`` file in steps of about :data:`_SCAN_STEP` bytes cut at line
+    ends: yields, per step holding records, its :class:`Block` (a pyarrow table when
+    ``flat`` and pyarrow reads the step exactly, else its records parsed with ``json``;
+    ``lines`` and ``base`` are the file's) and the byte range of each of its records in the
+    file. Only one step's bytes are in memory at a time.
+
+    Raises :class:`NotStreamable` for a byte order mark or invalid UTF-8."""
+    import pyarrow as pa
+
+    pos = 0  # file offset of data[0]
+    line0 = 0  # 0-based line number of the step's first line
+    base = 0  # records (non-blank lines) before the step
+    carry = b""
+    with path.open("rb") as fh:
+        while True:
+            block = fh.read(_SCAN_STEP)
+            data = carry + block if carry else block
+            if not data:
+                break
+            if pos == 0 and data.startswith(b"\xef\xbb\xbf"):
+                raise NotStreamable("byte order mark")
+            cut = data.rfind(b"\n") + 1 if block else len(data)
+            if cut == 0:  # a line longer than the step: read on
+                carry = data
+                continue
+            part, carry = memoryview(data)[:cut], data[cut:]
+            buf = pa.py_buffer(part)
+            if not _valid_utf8(buf):
+                raise NotStreamable("not UTF-8")
+            u8 = np.frombuffer(part, dtype=np.uint8)
+            starts, ends = _line_ranges(u8)
+            if u8.size and u8[-1] == 10:  # no line after the step's last "\n"
+                starts, ends = starts[:-1], ends[:-1]
+            first = np.full(starts.size, -1, dtype=np.int16)
+            nonempty = ends > starts
+            first[nonempty] = u8[starts[nonempty]]
+            view = memoryview(part)
+            keep = np.flatnonzero(
+                _kept(
+                    first,
+                    lambda i, v=view, s=starts, e=ends: str(v[int(s[i]) : int(e[i])], "utf-8"),
+                )
+            )
+            if keep.size:
+                s, e = starts[keep], ends[keep]
+                lines = keep.astype(np.int64) + line0 + 1
+                table = _read_step(buf) if flat else None
+                if table is not None and table.num_rows == keep.size:
+                    b = Block(
+                        str(path),
+                        "",
+                        table=table,
+                        lines=lines,
+                        raw_lines=JsonLines(buf, s, e),
+                        first=fields,
+                        base=base,
+                    )
+                else:
+                    texts = [
+                        str(view[a:z], "utf-8") for a, z in zip(s.tolist(), e.tolist(), strict=True)
+                    ]
+                    b = Block(
+                        str(path),
+                        "",
+                        records=parse_lines(texts),
+                        lines=lines,
+                        first=fields,
+                        base=base,
+                    )
+                yield b, s + pos, e + pos
+                base += int(keep.size)
+            line0 += int(starts.size)
+            pos += cut
