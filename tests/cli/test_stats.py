@@ -81,3 +81,26 @@ def test_engine_args_validate_like_the_api() -> None:
         EngineArgs(1)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="--ray-address and --partitions need --engine ray"):
         EngineArgs("local", "auto", 2)
+
+
+def test_no_cache_reaches_the_pool_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tritondiv.pool.readers.jsonl import STREAM_MIN_BYTES
+
+    src = Path(__file__).resolve().parents[2] / "examples" / "data" / "gsm8k_300.jsonl"
+    rows = [json.loads(line) for line in src.read_text(encoding="utf-8").splitlines()]
+    pool = tmp_path / "pool.jsonl"
+    with pool.open("w", encoding="utf-8") as fh:
+        i = 0
+        while fh.tell() < STREAM_MIN_BYTES + 1024:  # big enough to be streamed and cached
+            for r in rows:
+                fh.write(json.dumps({**r, "id": f"r{i}"}) + "\n")
+                i += 1
+    monkeypatch.setenv("TRITONDIV_CACHE", str(tmp_path / "cache"))
+    base = ["stats", str(pool), "--component", "response", "--tokenizer", "whitespace"]
+    assert main([*base, "--no-cache", "--no-progress"]) == 0
+    assert not list((tmp_path / "cache").rglob("*.arrow"))
+    assert main([*base, "--no-progress"]) == 0
+    assert len(list((tmp_path / "cache" / "pools").glob("*.arrow"))) == 1
+    capsys.readouterr()

@@ -102,9 +102,9 @@ class PoolArgs:
                 f.strip() for item in items for f in str(item).split(",")
             )
 
-    def load(self) -> Any:
+    def load(self, cache: bool = True) -> Any:
         """The pool (``skipped K records: reasons...`` logged as a warning when records were
-        skipped)."""
+        skipped); ``cache=False`` (``--no-cache``) neither reads nor writes the pool cache."""
         from tritondiv.pool import load_pool, summarize_skipped
 
         pool = load_pool(
@@ -117,6 +117,7 @@ class PoolArgs:
             instruction=self.instruction_field,
             response=self.response_field,
             id=self.id_field,
+            cache=cache,
         )
         if pool.skipped:
             logging.getLogger(__name__).warning("%s", summarize_skipped(pool.skipped))
@@ -203,7 +204,7 @@ def from_args(
 def pool_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """Load the pool of the :class:`PoolArgs` options: ``(pool, pool_info)``."""
     pool_args = from_args(PoolArgs, args)
-    pool = pool_args.load()
+    pool = pool_args.load(cache=getattr(args, "cache", True))
     return pool, pool_args.info(pool)
 
 

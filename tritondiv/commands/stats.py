@@ -139,7 +139,7 @@ def run(args: argparse.Namespace, pool: Any = None) -> int:
     engine = from_args(EngineArgs, args, only=_ENGINE)
     pool_args = from_args(PoolArgs, args)
     if pool is None:  # a recipe (tritondiv.recipe) passes the pool it loaded once
-        pool = pool_args.load()
+        pool = pool_args.load(cache=options.cache)
     tokenizer = load_tokenizer(options.tokenizer)
     components = ("instruction", "response") if args.component == "both" else (args.component,)
     results: dict[str, dict[str, Any]] = {}
