@@ -190,6 +190,36 @@ def _quality(quality: Any, options: dict[str, Any]) -> Any:
     return quality
 
 
+#: The engine keywords of the calls (:class:`~tritondiv.commands._options.EngineArgs`).
+ENGINE_KEYWORDS = ("engine", "ray_address", "partitions")
+
+
+def _engine(kwargs: dict[str, Any]) -> Any:
+    """Pop the engine keywords out of ``kwargs``: their :class:`EngineArgs` (validated there,
+    the CLI's ``--engine``/``--ray-address``/``--partitions``)."""
+    from tritondiv.commands._options import EngineArgs
+
+    return EngineArgs(**{k: kwargs.pop(k) for k in ENGINE_KEYWORDS if k in kwargs})
+
+
+def _ray_micro_incidences(
+    features: Any, family: str, data: Any, loader: dict[str, Any], address: str | None
+) -> None:
+    """The micro incidence of ``family`` computed on Ray (as ``--engine ray``): the pool's
+    file read there when it was loaded from one with the plain loader options, else the
+    loaded pool shipped to the cluster."""
+    from tritondiv.distributed.engine import LOAD_KEYS, set_micro_incidences
+
+    from_file = isinstance(data, (str, Path)) and set(loader) <= set(LOAD_KEYS)
+    set_micro_incidences(
+        features,
+        [family],
+        source=str(data) if from_file else None,
+        load=dict(loader) if from_file else None,
+        address=address,
+    )
+
+
 def _run(
     data: Any,
     strategy: str,
@@ -204,8 +234,11 @@ def _run(
 ) -> list[Selected]:
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
         raise TypeError(f"size must be an int, got {size!r}")
+    kwargs = dict(kwargs)
+    engine = _engine(kwargs)
     loader, opts = _split_kwargs(kwargs)
     spec = strategy_spec(strategy)
+    engine.check([strategy])  # the ray extra, before any work
     pool = _load(data, loader)
     if size < 1 or size > len(pool):
         raise ValueError(f"size must lie in [1, {len(pool)}] (the pool's samples), got {size}")
@@ -214,10 +247,26 @@ def _run(
         del opts["tokenizer"]  # a loaded tokenizer object: set on the features below
     else:
         tokenizer = None
-    component = spec.resolve(FeatureOptions(**opts))[0]
+    component, family = spec.resolve(FeatureOptions(**opts))
     arrays = _embedding_arrays(embeddings, component, opts, len(pool))
     scores = _quality(quality, opts)
-    features = Features(pool, FeatureOptions(**opts), seed=seed)
+    if engine.on_ray:
+        if tokenizer is not None:
+            raise ValueError(
+                "tokenizer: a loaded tokenizer object is not shipped to Ray; pass its name "
+                "or tokenizer.json path, or engine='local'"
+            )
+        from tritondiv.distributed.engine import RayFeatures
+
+        features: Features = RayFeatures(
+            pool,
+            FeatureOptions(**opts),
+            seed=seed,
+            address=engine.ray_address,
+            partitions=engine.partitions,
+        )
+    else:
+        features = Features(pool, FeatureOptions(**opts), seed=seed)
     if tokenizer is not None:
         from tritondiv.tokens import load_tokenizer
 
@@ -228,6 +277,8 @@ def _run(
     for family, incidence in (incidences or {}).items():
         features.set_incidence(family, incidence)  # checked there: family, rows, type
     features.quality()  # a bad path, field or array fails here, before any feature work
+    if engine.on_ray:
+        _ray_micro_incidences(features, family, data, loader, engine.ray_address)
     sels = run_strategy(strategy, features, int(size), list(levels), seed)
     info = _pool_info(pool, data, loader)
     out = []
@@ -287,7 +338,12 @@ def select_from(
     **options
         :func:`tritondiv.load_pool` keywords (``instruction``, ``response``, ``id``,
         ``split``, ``format``, ...) and :class:`~tritondiv.feature_store.FeatureOptions`
-        fields (``tokenizer``, ``graph``, ``lo``, ``hi``, ...); other names are a TypeError.
+        fields (``tokenizer``, ``graph``, ``lo``, ``hi``, ...), and the engine keywords
+        ``engine="local"|"ray"``, ``ray_address``, ``partitions`` (as ``--engine``,
+        ``--ray-address``, ``--partitions``: on Ray the micro incidences, embeddings,
+        keyphrase tags and the kcenter/facility-location picks run on the cluster, with the
+        same results as locally for all but those two, which run as two-round partitioned
+        greedy); other names are a TypeError.
         ``tokenizer`` may also be a loaded tokenizer (``tokenizers.Tokenizer``, a fast
         ``transformers`` tokenizer; :func:`tritondiv.load_tokenizer`); the manifest records
         its identity (:func:`tritondiv.tokenizer_identity`).

@@ -123,3 +123,38 @@ def test_quality_weights_are_refused_by_greedi_before_the_cluster(mixed: dict[st
     features.set_quality(np.linspace(0.0, 1.0, features.n_samples))
     with pytest.raises(ValueError, match="quality: GreeDi on Ray has no gain weights"):
         _ray_pick_facility(features, np.arange(features.n_samples), 10, 0)
+
+
+def test_the_api_takes_the_engine_keywords(ray_session: Any, mixed: dict[str, Any]) -> None:
+    pool = mixed["pool"]  # two files: the loaded pool is shipped to the cluster
+    emb = str(mixed["emb"]["response"])
+    # micro: the incidence computed on the cluster, the selection equal to the local one
+    kw: dict[str, Any] = {"size": 60, "level": 0.5, "seed": 1, "progress": False}
+    local = td.select_from(pool, "response-micro", **kw)
+    on_ray = td.select(pool, "response-micro", engine="ray", **kw)
+    np.testing.assert_array_equal(on_ray.indices, local.indices)
+    # one file: the cluster reads and tokenizes it itself
+    one = str(mixed["pool"][1])
+    np.testing.assert_array_equal(
+        td.select_from(one, "response-micro", engine="ray", **kw).indices,
+        td.select_from(one, "response-micro", **kw).indices,
+    )
+    # kcenter: the composable k-center over the partitions asked for
+    kc = td.select_from(
+        pool, "kcenter", size=N_SELECT, seed=3, embeddings_response=emb, progress=False,
+        engine="ray", partitions=2,
+    )  # fmt: skip
+    feats = _ray_features(mixed)
+    ref = kcenter_greedy_distributed(feats.embeddings("response"), N_SELECT, 2, 3)
+    np.testing.assert_array_equal(kc.indices, ref.indices)
+    assert kc.manifest["engine"]["partitions"] == 2
+
+
+def test_the_api_engine_keywords_are_checked(mixed: dict[str, Any]) -> None:
+    pool = mixed["pool"]
+    with pytest.raises(ValueError, match=r"engine \(--engine\) must be one of"):
+        td.select_from(pool, "response-micro", size=5, engine="spark")
+    with pytest.raises(ValueError, match="--partitions needs --engine ray"):
+        td.select_from(pool, "response-micro", size=5, partitions=2)
+    with pytest.raises(TypeError, match="partitions must be an int"):
+        td.select_from(pool, "response-micro", size=5, engine="ray", partitions="2")

@@ -50,7 +50,8 @@ NOT_ON_RAY: tuple[str, ...] = ()
 #: Candidate pools up to this many rows also get the single-machine value (for the ratio).
 REFERENCE_MAX_ROWS = 20_000
 
-_LOAD_KEYS = ("format", "first_turn_only", "skip_bad", "allow_empty")
+#: Loader options the cluster applies itself when it reads the pool files.
+LOAD_KEYS = ("format", "first_turn_only", "skip_bad", "allow_empty")
 
 
 def check_strategies(names: Iterable[str]) -> None:
@@ -97,10 +98,10 @@ def pool_token_stats(
     limit = load.pop("limit", None)
     # A field mapping is applied where the pool was loaded: the loaded pool is shipped.
     mapped = any(load.pop(k, None) is not None for k in _MAPPING_KEYS)
-    kwargs = {k: load[k] for k in _LOAD_KEYS if k in load}
-    unknown = sorted(set(load) - set(_LOAD_KEYS))
+    kwargs = {k: load[k] for k in LOAD_KEYS if k in load}
+    unknown = sorted(set(load) - set(LOAD_KEYS))
     if unknown:
-        raise ValueError(f"load: unknown loader options {unknown}; expected {_LOAD_KEYS}")
+        raise ValueError(f"load: unknown loader options {unknown}; expected {LOAD_KEYS}")
     if source is None or limit is not None or mapped:
         res = token_stats_ray(pool, component, tokenizer, lo=lo, hi=hi, address=address)
     else:
