@@ -283,7 +283,7 @@ def observed_cli(argv: list[str], cache: Path) -> dict[str, Any]:
     """Run ``tritondiv <argv>`` in a fresh observed child; stage walls and peaks."""
     shutil.rmtree(cache, ignore_errors=True)
     cache.mkdir(parents=True)
-    rec = WORK / "child.json"
+    rec = WORK / f"child_{os.getpid()}_{int(time.time())}.json"
     env = {**_env(), "TRITONDIV_CACHE": str(cache)}
     t = time.perf_counter()
     done = subprocess.run(
@@ -370,8 +370,12 @@ from tritondiv.kernels.ivf import TRAIN_ITERS, default_n_lists, ivf_topk, train_
 L = default_n_lists(n)
 
 
-def emit(**kw):
-    print(json.dumps({"tool": tool, "n": n, "n_lists": L, "peak_mib": hwm(), **kw}), flush=True)
+C0 = time.process_time()
+
+
+def emit(**kw):  # cpu: process CPU seconds since the data was loaded (build + searches so far)
+    print(json.dumps({"tool": tool, "n": n, "n_lists": L, "peak_mib": hwm(),
+                      "cpu_total": time.process_time() - C0, **kw}), flush=True)
 
 
 def recall_of(ids):
@@ -394,30 +398,32 @@ def _drop(f, rows):
 
 if tool == "tritondiv-ivf":
     for p in knobs:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         _, idx, info = ivf_topk(x, k, "cosine", n_lists=L, nprobe=p, device="cpu")
-        emit(knob=p, seconds=time.perf_counter() - t, recall=recall_of(idx))
+        emit(knob=p, seconds=time.perf_counter() - t, cpu=time.process_time() - c,
+             recall=recall_of(idx))
 elif tool == "faiss-ivf":
     import faiss
     m = train_sample_size(n, L)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, L, faiss.METRIC_INNER_PRODUCT)
     index.cp.niter = TRAIN_ITERS
     index.cp.max_points_per_centroid = max(1, m // L)
     index.train(x[np.sort(np.random.default_rng(0).choice(n, size=m, replace=False))])
     index.add(x)
-    build = time.perf_counter() - t
+    build, build_cpu = time.perf_counter() - t, time.process_time() - c
     for p in knobs:
         index.nprobe = p
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         _, fi = index.search(x, k + 1)
-        s = time.perf_counter() - t
-        emit(knob=p, seconds=build + s, build=build, recall=recall_of(drop_self_rows(fi)))
+        s, sc = time.perf_counter() - t, time.process_time() - c
+        emit(knob=p, seconds=build + s, cpu=build_cpu + sc, build=build,
+             recall=recall_of(drop_self_rows(fi)))
 else:
     import faiss
     h = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
     h.hnsw.efConstruction = 40
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     step = max(10_000, n // 20)
     for s in range(0, n, step):
         h.add(x[s : s + step])
@@ -427,17 +433,20 @@ else:
             emit(knob=0, partial=True, added=done, build_elapsed=el,
                  build_extrapolated=el * n / done)
             sys.exit(0)
-    build = time.perf_counter() - t
+    build, build_cpu = time.perf_counter() - t, time.process_time() - c
     for ef in knobs:
         h.hnsw.efSearch = ef
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         _, fi = h.search(x, k + 1)
-        s = time.perf_counter() - t
-        emit(knob=ef, seconds=build + s, build=build, recall=recall_of(drop_self_rows(fi)))
+        s, sc = time.perf_counter() - t, time.process_time() - c
+        emit(knob=ef, seconds=build + s, cpu=build_cpu + sc, build=build,
+             recall=recall_of(drop_self_rows(fi)))
 """
 
 
-def part_ann(n: int, hnsw_limit: float, quick: bool) -> dict[str, Any]:
+def part_ann(
+    n: int, hnsw_limit: float, quick: bool, knobs_given: dict[str, str] | None = None
+) -> dict[str, Any]:
     emb = emb_path(n, "response")
     ref = WORK / f"ann_ref_{n}.npz"
     if not ref.is_file():
@@ -450,6 +459,7 @@ def part_ann(n: int, hnsw_limit: float, quick: bool) -> dict[str, Any]:
         "faiss-ivf": "4,8,16,32",
         "faiss-hnsw": "32,64,128",
     }
+    knobs.update({k: v for k, v in (knobs_given or {}).items() if v})
     rows_out: list[dict[str, Any]] = []
     for tool, kn in knobs.items():
         done = subprocess.run(
@@ -468,13 +478,28 @@ def part_ann(n: int, hnsw_limit: float, quick: bool) -> dict[str, Any]:
 
 
 def part_kmeans(n: int) -> dict[str, Any]:
-    code = (
-        "import sys, json; sys.path.insert(0, sys.argv[1]); import bench_kernels, bench_pipeline;"
-        "n = int(sys.argv[2]);"
-        "x = bench_pipeline.tiled(n, 'response');"
-        "rows = bench_kernels.bench_kmeans(x, 1000, 10, 3 if n <= 100000 else 1);"
-        "print(json.dumps(rows))"
-    )
+    code = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import bench_kernels, bench_pipeline
+n = int(sys.argv[2])
+x = bench_pipeline.tiled(n, "response")
+cpus = []
+med = bench_kernels.median_time
+
+
+def timeit(fn, repeats):  # bench_kernels' timer, keeping the CPU seconds too
+    r = med(fn, repeats)
+    cpus.append(r.cpu)
+    return r.wall, r.out
+
+
+bench_kernels.timeit = timeit
+rows = bench_kernels.bench_kmeans(x, 1000, 10, 3 if n <= 100000 else 1)
+for r, c in zip(rows, cpus):
+    r["cpu"] = c
+print(json.dumps(rows))
+"""
     done = subprocess.run(
         [sys.executable, "-c", code, str(Path(__file__).parent), str(n)],
         env=_env(), capture_output=True, text=True, check=False,
@@ -492,6 +517,8 @@ def load_results() -> dict[str, Any]:
     allr = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.is_file() else {}
     for f in sorted(WORK.glob("result_*.json")):
         part, n = f.stem.split("_")[1:3]
+        if f"{part}:{n}" in allr:  # an earlier run of results.json: kept as "<part>-first"
+            allr[f"{part}-first:{n}"] = allr[f"{part}:{n}"]
         allr[f"{part}:{n}"] = json.loads(f.read_text())
     return allr
 
@@ -544,15 +571,26 @@ def report(allr: dict[str, Any]) -> str:
                 cells.append(f"{w:.1f} s{cs} / {p:,.0f}" if w is not None else "")
             a, b = lad[sizes[0]]["wall"].get(s, 0), lad[sizes[-1]]["wall"].get(s, 0)
             ex = _exp(a, b, sizes[0], sizes[-1]) if len(sizes) > 1 and a > 0.5 else ""
+            ca = lad[sizes[0]].get("cpu", {}).get(s, 0)
+            cb = lad[sizes[-1]].get("cpu", {}).get(s, 0)
+            if len(sizes) > 1 and ca > 0.5 and cb > 0:
+                ex += f" (cpu {_exp(ca, cb, sizes[0], sizes[-1])})"
             out.append(f"| {s} | " + " | ".join(cells) + f" | {ex} |")
         tot = [lad[n]["seconds"] for n in sizes]
+        cpus = [sum(lad[n].get("cpu", {}).values()) for n in sizes]
         out.append(
             "| **total (process wall / peak)** | "
             + " | ".join(
                 f"**{lad[n]['seconds']:.1f} s / {lad[n]['peak_mib']:,.0f}**" for n in sizes
             )
-            + f" | {_exp(tot[0], tot[-1], sizes[0], sizes[-1]) if len(sizes) > 1 else ''} |"
+            + f" | {_exp(tot[0], tot[-1], sizes[0], sizes[-1]) if len(sizes) > 1 else ''}"
+            + (f" (cpu {_exp(cpus[0], cpus[-1], sizes[0], sizes[-1])})" if min(cpus) > 0 else "")
+            + " |"
         )
+        if min(cpus) > 0:
+            out.append(
+                "| total cpu s (all stages) | " + " | ".join(f"{c:.0f}" for c in cpus) + " | |"
+            )
         dom = []
         for n in sizes:
             w = {k: v for k, v in lad[n]["wall"].items()}
@@ -570,6 +608,12 @@ def report(allr: dict[str, Any]) -> str:
             )
             + "."
         )
+    first = {int(k.split(":")[1]): v for k, v in allr.items() if k.startswith("ladder-first:")}
+    if first:
+        out += ["", "Earlier runs of the same command (no CPU split recorded): " + "; ".join(
+            f"{n:,}: {r['seconds']:.1f} s wall, tokenize {r['wall'].get('tokenize', 0):.1f} s, "
+            f"metrics {r['wall'].get('metrics', 0):.1f} s, peak {r['peak_mib']:,.0f} MiB, "
+            f"load {_load(r)}" for n, r in sorted(first.items())) + "."]  # fmt: skip
     fl = {int(k.split(":")[1]): v for k, v in allr.items() if k.startswith("fl:")}
     if fl:
         out += ["", "**Facility location from the CLI**: `tritondiv select POOL --strategy "
@@ -594,13 +638,20 @@ def report(allr: dict[str, Any]) -> str:
         for n in sorted(tf):
             r = tf[n]
             lt = lad.get(n, {}).get("wall", {}).get("tokenize")
-            ratio = f"{lt / r['seconds']:.2f}x" if lt else ""
+            ratio = f"{lt / r['seconds']:.2f}x wall" if lt else ""
+            lc = lad.get(n, {}).get("cpu", {}).get("tokenize")
+            fcpu = [r[k].get("cpu") for k in ("instruction", "response")]
+            if lc and None not in fcpu:
+                ratio = f"{lc / sum(fcpu):.2f}x cpu"
+                lt_s = f"{lt:.1f} (cpu {lc:.1f})"
+            else:
+                lt_s = f"{lt:.1f}" if lt else ""
             toks = r["instruction"]["tokens"] + r["response"]["tokens"]
             c = [r[k].get("cpu") for k in ("instruction", "response")]
             cpu = f" (cpu {c[0] + c[1]:.1f})" if None not in c else ""
             out.append(
                 f"| {n:,} | {r['instruction']['seconds']:.1f} + {r['response']['seconds']:.1f} = "
-                f"{r['seconds']:.1f}{cpu} | {toks:,} | {f'{lt:.1f}' if lt else ''} | {ratio} "
+                f"{r['seconds']:.1f}{cpu} | {toks:,} | {lt_s} | {ratio} "
                 f"| {r['peak_mib']:,.0f} | {_load(r)} |"
             )
     ann = {int(k.split(":")[1]): v for k, v in allr.items() if k.startswith("ann:")}
@@ -609,19 +660,20 @@ def report(allr: dict[str, Any]) -> str:
         out += ["", f"**kNN graph, k = 20, cosine, tiled {n:,} × 384** (tie-aware recall@20 on "
                 "2,000 rows; time = everything the tool needs: quantizer/index build + search; "
                 "each tool in its own process).", "",
-                "| tool | n_lists | nprobe / efSearch | time s | recall@20 | peak MiB | load |",
-                "|---|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+                "| tool | n_lists | nprobe / efSearch | time s | cpu s | recall@20 | peak MiB | load |",
+                "|---|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
         for r in rows:
             ld = r["uptime"].split("load average:")[-1].strip()
             if r.get("partial"):
                 out.append(
                     f"| {r['tool']} | | build stopped | ({r['added']:,} rows added in "
                     f"{r['build_elapsed']:.0f} s: build extrapolated {r['build_extrapolated']:.0f} s,"
-                    f" a lower bound, insertion slows as the graph grows) | | {r['peak_mib']:,.0f} | `{ld}` |"
+                    f" a lower bound, insertion slows as the graph grows) | | | {r['peak_mib']:,.0f} | `{ld}` |"
                 )
                 continue
             out.append(
                 f"| {r['tool']} | {r['n_lists']} | {r['knob']} | {r['seconds']:.1f} | "
+                f"{r.get('cpu', float('nan')):.1f} | "
                 f"{r['recall']:.4f} | {r['peak_mib']:,.0f} | `{ld}` |"
             )
         best = {}
@@ -634,8 +686,10 @@ def report(allr: dict[str, Any]) -> str:
                 f"{t} {b['seconds']:.1f} s (recall {b['recall']:.3f})" for t, b in best.items()
             )
             if "tritondiv-ivf" in best and "faiss-ivf" in best:
-                line += (f"; tritondiv / faiss IVF = "
-                         f"{best['tritondiv-ivf']['seconds'] / best['faiss-ivf']['seconds']:.2f}x")  # fmt: skip
+                a, b = best["tritondiv-ivf"], best["faiss-ivf"]
+                line += f"; tritondiv / faiss IVF = {a['seconds'] / b['seconds']:.2f}x wall"
+                if "cpu" in a and "cpu" in b:
+                    line += f", {a['cpu'] / b['cpu']:.2f}x cpu"
             if "tritondiv-ivf" in best and "faiss-hnsw" in best:
                 line += (f"; tritondiv / faiss HNSW = "
                          f"{best['tritondiv-ivf']['seconds'] / best['faiss-hnsw']['seconds']:.2f}x")  # fmt: skip
@@ -647,12 +701,15 @@ def report(allr: dict[str, Any]) -> str:
         out += ["", f"**Spherical k-means, 1,000 clusters, 10 iterations, {what} {n:,} × 384** "
                 f"(`bench_kernels.bench_kmeans`; {'median of 3' if n <= 100_000 else '1 run'}; "
                 f"load {_load(km[n])}).", "",
-                "| tool | s | faiss / this | objective (sum of cosine distances) |",
-                "|---|---:|---:|---|"]  # fmt: skip
-        ft = rows[-1]["time"]
+                "| tool | wall s | cpu s | faiss / this (wall) | faiss / this (cpu) | objective (sum of cosine distances) |",
+                "|---|---:|---:|---:|---:|---|"]  # fmt: skip
+        ft, fc = rows[-1]["time"], rows[-1].get("cpu")
         for r in rows:
+            c = r.get("cpu")
+            cpu, ratio = (f"{c:.1f}", f"{fc / c:.2f}x") if c and fc else ("", "")
             out.append(
-                f"| {r['tool']} | {r['time']:.1f} | {ft / r['time']:.2f}x | {r.get('note', '')} |"
+                f"| {r['tool']} | {r['time']:.1f} | {cpu} | {ft / r['time']:.2f}x | {ratio} "
+                f"| {r.get('note', '')} |"
             )
     return "\n".join(out)
 
@@ -663,6 +720,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     ap.add_argument("--size", type=int, default=10_000, help="samples per dataset")
     ap.add_argument("--hnsw-limit", type=float, default=900.0, help="HNSW build cap, seconds")
+    ap.add_argument("--ivf-nprobe", default="", help="ann: tritondiv nprobe list (8,16,32)")
+    ap.add_argument("--faiss-nprobe", default="", help="ann: faiss IVF nprobe list (4,8,16,32)")
+    ap.add_argument("--ef", default="", help="ann: faiss HNSW efSearch list (32,64,128)")
     ap.add_argument("--report", action="store_true", help="only rewrite the section")
     add_common_arguments(ap)
     args = ap.parse_args(argv)
@@ -682,7 +742,9 @@ def main(argv: list[str] | None = None) -> int:
                 elif part == "tokfloor":
                     rec = part_tokfloor(n)
                 elif part == "ann":
-                    rec = part_ann(n, args.hnsw_limit, args.quick)
+                    given = {"tritondiv-ivf": args.ivf_nprobe, "faiss-ivf": args.faiss_nprobe,
+                             "faiss-hnsw": args.ef}  # fmt: skip
+                    rec = part_ann(n, args.hnsw_limit, args.quick, given)
                 else:
                     rec = part_kmeans(n)
                 rec.update(uptime_before=before, uptime_after=uptime(), mem_gib=avail)
