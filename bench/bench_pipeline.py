@@ -762,7 +762,13 @@ def main(argv: list[str] | None = None) -> int:
     text += (
         "\n\nCode measured: this checkout (main at 8d65a1d, before the Arrow-spill loader and "
         "the memory-mapped features). Machine shared with other agents: the load average "
-        "beside each figure is `uptime`'s (1/5/15 min) before it; times are upper bounds."
+        "beside each figure is `uptime`'s (1/5/15 min) before it; times are upper bounds. "
+        "The records come from separate invocations (`--sizes 100000 300000 --parts ladder fl "
+        "tokfloor`, `--sizes 1000000 --parts ladder`, `--sizes 1000000 --parts fl`, "
+        "`--sizes 1000000 --parts kmeans`, `--sizes 78806 --parts kmeans`, `--sizes 100000 "
+        "--parts ann --hnsw-limit 300`, `--sizes 300000 --parts ann --ivf-nprobe 32,64 "
+        "--faiss-nprobe 8,16 --ef 64 --hnsw-limit 240`, `--sizes 300000 --parts tokfloor`), "
+        "kept in bench/out/pipeline/result_<part>_<n>.json; this section is rebuilt from them."
     )
     print(text)
     if not args.no_write:
