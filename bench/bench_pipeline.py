@@ -166,9 +166,9 @@ Features._timed = timed
 _stage = lad._StageBar.stage
 
 
-def stage(self, text):
+def stage(self, text, *args, **kwargs):
     R.base(cat(text))
-    return _stage(self, text)
+    return _stage(self, text, *args, **kwargs)
 
 
 lad._StageBar.stage = stage
@@ -720,6 +720,27 @@ def report(allr: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _code() -> str:
+    """The commit measured (``+ changes`` when the checkout has uncommitted changes)."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" + changes" if dirty else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 300_000])
@@ -753,15 +774,17 @@ def main(argv: list[str] | None = None) -> int:
                     rec = part_ann(n, args.hnsw_limit, args.quick, given)
                 else:
                     rec = part_kmeans(n)
-                rec.update(uptime_before=before, uptime_after=uptime(), mem_gib=avail)
+                rec.update(uptime_before=before, uptime_after=uptime(), mem_gib=avail, code=_code())
                 print(json.dumps({k: v for k, v in rec.items() if k != "rows"})[:1500], flush=True)
                 if not args.quick:
                     save_result(f"{part}:{n}", rec)
     allr = load_results() if not args.quick else {}
     text = report(allr)
     text += (
-        "\n\nCode measured: this checkout (main at 8d65a1d, before the Arrow-spill loader and "
-        "the memory-mapped features). Machine shared with other agents: the load average "
+        "\n\nCode measured, per record (part:size -> commit; records without one were made "
+        "on 8d65a1d, before the Arrow-spill loader and the memory-mapped features): "
+        + "; ".join(f"{k} -> {r.get('code', '8d65a1d')}" for k, r in sorted(allr.items()))
+        + ". Machine shared with other agents: the load average "
         "beside each figure is `uptime`'s (1/5/15 min) before it; times are upper bounds. "
         "The records come from separate invocations (`--sizes 100000 300000 --parts ladder fl "
         "tokfloor`, `--sizes 1000000 --parts ladder`, `--sizes 1000000 --parts fl`, "
