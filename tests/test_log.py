@@ -86,3 +86,19 @@ def test_quiet_turns_every_bar_off(monkeypatch: pytest.MonkeyPatch) -> None:
     _log.set_progress_bars(True)
     _log.set_quiet(False)
     assert not _log.progress_enabled(False)
+
+
+def test_the_cli_leaves_the_library_logging_as_it_found_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """After ``tritondiv.cli.main`` returns, library log lines reach no stderr handler."""
+    from tritondiv.cli import main
+
+    assert main(["env", "--json"]) == 0
+    capsys.readouterr()
+    lg = logging.getLogger("tritondiv.ladder")
+    lg.info("a stage message of a library call")
+    assert capsys.readouterr().err == ""
+    pkg = logging.getLogger("tritondiv")
+    assert pkg.level == logging.NOTSET and pkg.propagate
+    assert all(type(h).__name__ != "_StderrHandler" for h in pkg.handlers)

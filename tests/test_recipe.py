@@ -70,9 +70,9 @@ def test_every_step_kind_gives_what_the_commands_give_one_by_one(
     loads = []
     real_load = PoolArgs.load
 
-    def counting_load(self: PoolArgs) -> Any:
+    def counting_load(self: PoolArgs, **kwargs: Any) -> Any:
         loads.append(self.source)
-        return real_load(self)
+        return real_load(self, **kwargs)
 
     monkeypatch.setattr(PoolArgs, "load", counting_load)
     recipe = load_recipe(_write(tmp_path / "r", RECIPE.format(pool=POOL)))

@@ -5,6 +5,7 @@ memory a process is allowed (a child under RLIMIT_DATA)."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -28,6 +29,11 @@ from tritondiv.tokens import (
     tokenize_pool,
     tokenizer_hash,
 )
+
+# The folder holding the tritondiv that this test imports (the installed one, with its
+# compiled core), for child processes.
+_PACKAGE_ROOT = str(Path(importlib.import_module("tritondiv").__file__ or "").resolve().parents[1])
+
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -166,7 +172,7 @@ def test_interrupted_write_is_never_used(tok) -> None:  # type: ignore[no-untype
         os._exit(3)
         """
     )
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": _PACKAGE_ROOT}
     assert subprocess.run([sys.executable, "-c", code], env=env, cwd="/").returncode == 3
     assert not (root / "killed").exists()
     assert [p for p in root.iterdir() if p.name.startswith(".killed.tmp-")]
@@ -250,7 +256,7 @@ def test_ids_larger_than_allowed_memory(tmp_path: Path) -> None:
         w.finish(vocab)
     size = os.path.getsize(entry / "ids.npy")
     assert size > 4 * 10**8
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "2"}
+    env = {**os.environ, "PYTHONPATH": _PACKAGE_ROOT, "OMP_NUM_THREADS": "2"}
     out = subprocess.run(
         [sys.executable, "-c", _CHILD, str(entry), str(size // 4)],
         env=env,

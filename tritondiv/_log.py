@@ -114,6 +114,26 @@ class _Formatter(logging.Formatter):
         return f"{self.prefix}: {text}"
 
 
+def teardown() -> None:
+    """Undo :func:`setup`: the CLI's handler removed, the ``tritondiv`` logger's level and
+    propagation back to the library's defaults (a program that called
+    :func:`tritondiv.cli.main` logs as before it)."""
+    logger = logging.getLogger(LOGGER_NAME)
+    root = logging.getLogger()
+    for lg in (logger, root):
+        for h in list(lg.handlers):
+            if isinstance(h, _StderrHandler):
+                lg.removeHandler(h)
+    logger.setLevel(logging.NOTSET)
+    logger.propagate = True
+    while _saved_root_level:
+        root.setLevel(_saved_root_level.pop())
+
+
+#: The root logger's level before ``-vv`` raised it (restored by :func:`teardown`).
+_saved_root_level: list[int] = []
+
+
 def setup(verbose: int = 0, quiet: bool = False, *, prefix: str = LOGGER_NAME) -> logging.Logger:
     """Configure the ``tritondiv`` logger for the command line; returns it.
 
@@ -133,12 +153,9 @@ def setup(verbose: int = 0, quiet: bool = False, *, prefix: str = LOGGER_NAME) -
     if verbose and quiet:
         raise ValueError("-v/--verbose and -q/--quiet exclude each other")
     set_quiet(quiet)
+    teardown()
     logger = logging.getLogger(LOGGER_NAME)
     root = logging.getLogger()
-    for lg in (logger, root):
-        for h in list(lg.handlers):
-            if isinstance(h, _StderrHandler):
-                lg.removeHandler(h)
     handler = _StderrHandler()
     handler.setFormatter(_Formatter(prefix, verbose > 0))
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
@@ -146,6 +163,7 @@ def setup(verbose: int = 0, quiet: bool = False, *, prefix: str = LOGGER_NAME) -
     logger.propagate = False  # the CLI owns stderr: no second copy through the root
     logger.addHandler(handler)
     if verbose > 1:
+        _saved_root_level.append(root.level)
         root.addHandler(handler)
         root.setLevel(logging.DEBUG)
     set_progress_bars(not quiet)

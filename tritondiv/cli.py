@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     do. Anything else (``TypeError`` included) is a bug and shows its traceback.
     """
     from tritondiv._extras import MissingExtraError
-    from tritondiv._log import progress_enabled, set_progress_bars, set_quiet, setup
+    from tritondiv._log import progress_enabled, set_progress_bars, set_quiet, setup, teardown
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -105,6 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         set_progress_bars(bars_before)  # -q lasts for this command only
         set_quiet(False)
+        teardown()  # the logging configuration too
 
 
 if __name__ == "__main__":  # pragma: no cover

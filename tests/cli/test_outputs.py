@@ -7,6 +7,7 @@ formats: alpaca with ``response`` and GSM8K's question/answer).
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import stat
@@ -17,6 +18,11 @@ import pytest
 
 from tritondiv.cli import main
 from tritondiv.dataset import DATA_FILES, OUTPUT_FORMATS, read_dataset, verify_dataset
+
+# The folder holding the tritondiv that this test imports (the installed one, with its
+# compiled core), for child processes.
+_PACKAGE_ROOT = str(Path(importlib.import_module("tritondiv").__file__ or "").resolve().parents[1])
+
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "data"
 SIZE = 30
@@ -164,7 +170,7 @@ def test_json_dash_pipes_into_python(tmp_path: Path) -> None:
     """The README's pipe: ``tritondiv stats ... --json - | python -c 'json.load(...)'``."""
     import subprocess
 
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env = {**os.environ, "PYTHONPATH": _PACKAGE_ROOT}
     stats = subprocess.run(
         [sys.executable, "-m", "tritondiv.cli", "stats", str(EXAMPLES), "--json", "-"],
         capture_output=True, text=True, env=env, cwd="/", check=True,

@@ -47,11 +47,11 @@ def test_ladder_layout_crash_resume_metrics_and_report(
     total = len(TYPE_STRATEGIES) * N_LEVELS
     crash_at = total - 3
 
-    def crashing(path, records, manifest):  # type: ignore[no-untyped-def]
+    def crashing(path, records, manifest, **kwargs):  # type: ignore[no-untyped-def]
         if len(calls) == crash_at:
             raise RuntimeError("simulated kill")
         calls.append(str(path))
-        return real_write(path, records, manifest)
+        return real_write(path, records, manifest, **kwargs)
 
     monkeypatch.setattr(ladder_mod, "write_dataset", crashing)
     with pytest.raises(RuntimeError, match="simulated kill"):
@@ -74,7 +74,9 @@ def test_ladder_layout_crash_resume_metrics_and_report(
 
     calls.clear()
     monkeypatch.setattr(
-        ladder_mod, "write_dataset", lambda p, r, m: calls.append(str(p)) or real_write(p, r, m)
+        ladder_mod,
+        "write_dataset",
+        lambda p, r, m, **kw: calls.append(str(p)) or real_write(p, r, m, **kw),
     )
     index = run_ladder(
         pool, SIZE, out, levels=N_LEVELS, options=_opts(mixed), seed=0, bleu_sample=100
@@ -203,14 +205,14 @@ def test_ladder_progress_names_each_stage(
         "select response-micro 3 levels",
         "select random (response) 3 levels",
         "metrics response-micro level 2/3",
-        "write random level 3/3",
+        "write random on response level 3/3",
     ):
         assert stage in err, stage
     from tritondiv.ladder import select_dataset
 
     select_dataset(pool, "random", 0.5, 20, tmp_path / "one", options=opts, bleu_sample=10)
     err = capsys.readouterr().err
-    for stage in ("select random level 0.5", "types response-macro", "metrics random"):
+    for stage in ("select random on response level 0.5", "types response-macro", "metrics random"):
         assert stage in err, stage
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -15,6 +16,11 @@ import pytest
 import tritondiv.pool.readers.jsonl as jsonl
 import tritondiv.pool.stream as stream
 from tritondiv.pool import load_pool
+
+# The folder holding the tritondiv that this test imports (the installed one, with its
+# compiled core), for child processes.
+_PACKAGE_ROOT = str(Path(importlib.import_module("tritondiv").__file__ or "").resolve().parents[1])
+
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -179,7 +185,7 @@ def test_two_processes_loading_at_once_both_get_the_pool(tmp_path: Path) -> None
         """
     )
     cache = tmp_path / "cache"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TRITONDIV_CACHE": str(cache)}
+    env = {**os.environ, "PYTHONPATH": _PACKAGE_ROOT, "TRITONDIV_CACHE": str(cache)}
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", child, str(path), str(go)],
