@@ -258,13 +258,16 @@ def test_ids_larger_than_allowed_memory(tmp_path: Path) -> None:
     assert size > 4 * 10**8
     env = {**os.environ, "PYTHONPATH": _PACKAGE_ROOT, "OMP_NUM_THREADS": "2"}
     out = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(entry), str(size // 4)],
+        # headroom: half the ids -- room for the statistics' own working memory (the
+        # distinct-2 bitmap alone is up to 128 MiB), not for the ids themselves
+        [sys.executable, "-c", _CHILD, str(entry), str(size // 2)],
         env=env,
         cwd="/",
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
     )
+    assert out.returncode == 0, out.stderr[-2000:]
     got = json.loads(out.stdout)
     assert got["loaded"] is False  # the limit bites: the ids do not fit
     ref = TokenCSR(np.load(entry / "offsets.npy"), np.load(entry / "ids.npy"), vocab)
