@@ -444,10 +444,8 @@ def embed_pool(
     n = len(texts)
     if precomputed is not None:
         return _load_precomputed(precomputed, n, cache)
-    desc = f"embed {component}"
-    if not cache:
-        st = load_embedder(model)
-        out = np.empty((n, _dimension(st)), dtype=np.float32)
+
+    def fill(out: np.ndarray, st: Any) -> None:
         _embed_into(
             out,
             texts,
@@ -455,8 +453,13 @@ def embed_pool(
             batch_size=batch_size,
             max_seq_length=max_seq_length,
             progress=progress,
-            desc=desc,
+            desc=f"embed {component}",
         )
+
+    if not cache:
+        st = load_embedder(model)
+        out = np.empty((n, _dimension(st)), dtype=np.float32)
+        fill(out, st)
         return out
     key_src = json.dumps(
         {
@@ -478,15 +481,7 @@ def embed_pool(
     if n == 0:
         return np.zeros(shape, dtype=np.float32)
     with _npy_aside(path, shape) as out:
-        _embed_into(
-            out,
-            texts,
-            st,
-            batch_size=batch_size,
-            max_seq_length=max_seq_length,
-            progress=progress,
-            desc=desc,
-        )
+        fill(out, st)
     opened = _open_npy(path, n, shape[1])
     assert opened is not None
     return opened

@@ -11,6 +11,7 @@ path (so results never depend on the path taken).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,21 +80,9 @@ def _scan_file(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, int] | N
     each line or -1 when empty, size); None when it is not UTF-8 or starts with a BOM."""
     starts: list[np.ndarray] = []
     firsts: list[np.ndarray] = []
-    pos = 0
-    carry = b""
-    with path.open("rb") as fh:
-        while True:
-            block = fh.read(_SCAN_STEP)
-            data = carry + block if carry else block
-            if not data:
-                break
-            if pos == 0 and data.startswith(b"\xef\xbb\xbf"):
-                return None  # the in-memory path strips it
-            cut = data.rfind(b"\n") + 1 if block else len(data)
-            if cut == 0:  # a line longer than the step: read on
-                carry = data
-                continue
-            part, carry = data[:cut], data[cut:]
+    size = 0
+    try:
+        for pos, part in _line_steps(path):
             if not _valid_utf8(part):
                 return None
             u8 = np.frombuffer(part, dtype=np.uint8)
@@ -101,8 +90,9 @@ def _scan_file(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, int] | N
             local = local[local < u8.size]
             starts.append(local + pos)
             firsts.append(u8[local].astype(np.int16))
-            pos += cut
-    size = pos
+            size = pos + len(part)
+    except NotStreamable:
+        return None  # a byte order mark: the in-memory path strips it
     s = np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
     f = np.concatenate(firsts) if firsts else np.zeros(0, dtype=np.int16)
     if not s.size or size == 0 or _ends_with_newline(path, size):
@@ -275,6 +265,29 @@ class NotStreamable(Exception):
     order mark, invalid UTF-8, no JSON object on its first line): read it in memory."""
 
 
+def _line_steps(path: Path) -> Iterator[tuple[int, memoryview]]:
+    """A file's bytes in steps of about :data:`_SCAN_STEP`, each cut after a ``"\\n"`` (the
+    last at the end of the file): ``(file offset, bytes)``; a line longer than a step is read
+    on into the next. :class:`NotStreamable` for a byte order mark."""
+    pos = 0  # file offset of data[0]
+    carry = b""
+    with path.open("rb") as fh:
+        while True:
+            block = fh.read(_SCAN_STEP)
+            data = carry + block if carry else block
+            if not data:
+                return
+            if pos == 0 and data.startswith(b"\xef\xbb\xbf"):
+                raise NotStreamable("byte order mark")
+            cut = data.rfind(b"\n") + 1 if block else len(data)
+            if cut == 0:  # a line longer than the step: read on
+                carry = data
+                continue
+            part, carry = memoryview(data)[:cut], data[cut:]
+            yield pos, part
+            pos += cut
+
+
 def first_record_fields(path: Path, mapped: bool) -> tuple[list[str], bool] | None:
     """The fields of a file's first record and whether its records are flat ones pyarrow may
     read (single-turn formats, or ``mapped``), read from the head of the file; None when the
@@ -328,67 +341,52 @@ def steps(
     Raises :class:`NotStreamable` for a byte order mark or invalid UTF-8."""
     import pyarrow as pa
 
-    pos = 0  # file offset of data[0]
     line0 = 0  # 0-based line number of the step's first line
     base = 0  # records (non-blank lines) before the step
-    carry = b""
-    with path.open("rb") as fh:
-        while True:
-            block = fh.read(_SCAN_STEP)
-            data = carry + block if carry else block
-            if not data:
-                break
-            if pos == 0 and data.startswith(b"\xef\xbb\xbf"):
-                raise NotStreamable("byte order mark")
-            cut = data.rfind(b"\n") + 1 if block else len(data)
-            if cut == 0:  # a line longer than the step: read on
-                carry = data
-                continue
-            part, carry = memoryview(data)[:cut], data[cut:]
-            buf = pa.py_buffer(part)
-            if not _valid_utf8(buf):
-                raise NotStreamable("not UTF-8")
-            u8 = np.frombuffer(part, dtype=np.uint8)
-            starts, ends = _line_ranges(u8)
-            if u8.size and u8[-1] == 10:  # no line after the step's last "\n"
-                starts, ends = starts[:-1], ends[:-1]
-            first = np.full(starts.size, -1, dtype=np.int16)
-            nonempty = ends > starts
-            first[nonempty] = u8[starts[nonempty]]
-            view = memoryview(part)
-            keep = np.flatnonzero(
-                _kept(
-                    first,
-                    lambda i, v=view, s=starts, e=ends: str(v[int(s[i]) : int(e[i])], "utf-8"),
-                )
+    for pos, part in _line_steps(path):
+        buf = pa.py_buffer(part)
+        if not _valid_utf8(buf):
+            raise NotStreamable("not UTF-8")
+        u8 = np.frombuffer(part, dtype=np.uint8)
+        starts, ends = _line_ranges(u8)
+        if u8.size and u8[-1] == 10:  # no line after the step's last "\n"
+            starts, ends = starts[:-1], ends[:-1]
+        first = np.full(starts.size, -1, dtype=np.int16)
+        nonempty = ends > starts
+        first[nonempty] = u8[starts[nonempty]]
+        view = memoryview(part)
+        keep = np.flatnonzero(
+            _kept(
+                first,
+                lambda i, v=view, s=starts, e=ends: str(v[int(s[i]) : int(e[i])], "utf-8"),
             )
-            if keep.size:
-                s, e = starts[keep], ends[keep]
-                lines = keep.astype(np.int64) + line0 + 1
-                table = _read_step(buf) if flat else None
-                if table is not None and table.num_rows == keep.size:
-                    b = Block(
-                        str(path),
-                        "",
-                        table=table,
-                        lines=lines,
-                        raw_lines=JsonLines(buf, s, e),
-                        first=fields,
-                        base=base,
-                    )
-                else:
-                    texts = [
-                        str(view[a:z], "utf-8") for a, z in zip(s.tolist(), e.tolist(), strict=True)
-                    ]
-                    b = Block(
-                        str(path),
-                        "",
-                        records=parse_lines(texts),
-                        lines=lines,
-                        first=fields,
-                        base=base,
-                    )
-                yield b, s + pos, e + pos
-                base += int(keep.size)
-            line0 += int(starts.size)
-            pos += cut
+        )
+        if keep.size:
+            s, e = starts[keep], ends[keep]
+            lines = keep.astype(np.int64) + line0 + 1
+            table = _read_step(buf) if flat else None
+            if table is not None and table.num_rows == keep.size:
+                b = Block(
+                    str(path),
+                    "",
+                    table=table,
+                    lines=lines,
+                    raw_lines=JsonLines(buf, s, e),
+                    first=fields,
+                    base=base,
+                )
+            else:
+                texts = [
+                    str(view[a:z], "utf-8") for a, z in zip(s.tolist(), e.tolist(), strict=True)
+                ]
+                b = Block(
+                    str(path),
+                    "",
+                    records=parse_lines(texts),
+                    lines=lines,
+                    first=fields,
+                    base=base,
+                )
+            yield b, s + pos, e + pos
+            base += int(keep.size)
+        line0 += int(starts.size)
